@@ -1,0 +1,83 @@
+/**
+ * Pools and the translation of driver errors into the package's typed errors.
+ */
+import pg from "pg";
+import { ConnectionError, DatabaseError, NexusError } from "./errors.js";
+import { redactConnectionString, scrubSecret, type Logger } from "./logger.js";
+
+/** SQLSTATE codes the package acts on, by name. */
+export const SqlState = {
+  adminShutdown: "57P01",
+  crashShutdown: "57P02",
+  cannotConnectNow: "57P03",
+  queryCanceled: "57014",
+  insufficientPrivilege: "42501",
+  uniqueViolation: "23505",
+  checkViolation: "23514",
+} as const;
+
+const CONNECTION_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EHOSTUNREACH"]);
+
+/** Pool settings accepted by {@link CoreSystem.connect}. */
+export interface PoolOptions {
+  /** Most connections the pool opens (default 10). */
+  max?: number;
+  /** Milliseconds an idle connection is kept (default 10,000). */
+  idleTimeoutMs?: number;
+  /** Milliseconds to wait for a new connection before failing (default 10,000). */
+  connectionTimeoutMs?: number;
+}
+
+/** Creates a pool whose background errors (a server restart, a terminated idle client) are logged, not thrown. */
+export function createPool(connectionString: string, options: PoolOptions, logger: Logger, applicationName: string): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.max ?? 10,
+    idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 10_000,
+    application_name: applicationName,
+  });
+  const password = passwordOf(connectionString);
+  pool.on("error", (error) => {
+    logger.warn({ err: { message: scrubSecret(error.message, password), code: (error as { code?: string }).code } }, "idle database connection lost");
+  });
+  return pool;
+}
+
+/** The password inside a connection string, if any (for scrubbing it from messages). */
+export function passwordOf(connectionString: string): string | undefined {
+  try {
+    const password = decodeURIComponent(new URL(connectionString).password);
+    return password || undefined;
+  } catch {
+    return /password\s*=\s*('([^']*)'|(\S+))/i.exec(connectionString)?.slice(2).find(Boolean);
+  }
+}
+
+/** True for errors that mean the connection, not the statement, failed. */
+export function isConnectionFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && (CONNECTION_ERROR_CODES.has(code) || code.startsWith("08"))) return true;
+  if (code === SqlState.adminShutdown || code === SqlState.crashShutdown || code === SqlState.cannotConnectNow) return true;
+  const message = error instanceof Error ? error.message : "";
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message);
+}
+
+/**
+ * Wraps a driver error in the package's typed error, with `doing` saying what failed,
+ * the SQLSTATE kept and the password scrubbed. A NexusError passes through unchanged.
+ */
+export function toNexusError(error: unknown, doing: string, connectionString: string): NexusError {
+  if (error instanceof NexusError) return error;
+  const password = passwordOf(connectionString);
+  const sqlState = typeof (error as { code?: unknown })?.code === "string" ? (error as { code: string }).code : undefined;
+  const reason = scrubSecret(error instanceof Error ? error.message : String(error), password);
+  if (isConnectionFailure(error)) {
+    return new ConnectionError(
+      `Could not ${doing}: the database at ${redactConnectionString(connectionString)} is unreachable (${reason}). ` +
+        `Check that PostgreSQL is running and that CORE_DATABASE_URL (or connectionString) is right.`,
+      { cause: error, sqlState },
+    );
+  }
+  return new DatabaseError(`Could not ${doing}: ${reason}`, { cause: error, sqlState });
+}

@@ -1,0 +1,33 @@
+/**
+ * `@nexus-core/core`: PostgreSQL as a message broker. Start with {@link CoreSystem.connect}.
+ * @packageDocumentation
+ */
+export { CoreSystem, type ConnectOptions, type RegisterNodeOptions } from "./system.js";
+export { CoreNode, type NodeTimings } from "./node.js";
+export {
+  NexusError,
+  ValidationError,
+  InvalidNameError,
+  MigrationError,
+  ConnectionError,
+  DatabaseError,
+  ClosedError,
+  ErrorCode,
+  type NexusErrorOptions,
+} from "./errors.js";
+export {
+  assertNamespace,
+  assertGroup,
+  assertEventType,
+  assertPattern,
+  groupQueueName,
+  deadLetterQueueName,
+} from "./names.js";
+export { migrate, loadMigrations, defaultMigrationsDir, type Migration, type MigrationReport } from "./migrations.js";
+export { redactConnectionString, type Logger } from "./logger.js";
+export { SqlState, type PoolOptions } from "./database.js";
+export type { CoreEvent, HandlerContext, EventHandler, EmitOptions, BatchEvent, SubscribeOptions } from "./events.js";
+export type { HandlerClient } from "./handler-client.js";
+export type { BackoffOptions } from "./backoff.js";
+export { DEFAULT_BACKOFF, backoffDelay } from "./backoff.js";
+export { DEFAULT_MAX_PAYLOAD_BYTES, type EventHeaders } from "./payload.js";

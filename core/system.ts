@@ -1,0 +1,268 @@
+/**
+ * CoreSystem: one namespace on one PostgreSQL database. It owns the connection pool,
+ * applies the migrations on connect, and registers the nodes of this process.
+ */
+import { randomUUID } from "node:crypto";
+import os from "node:os";
+import type pg from "pg";
+import { createPool, toNexusError, type PoolOptions } from "./database.js";
+import { ClosedError, ValidationError } from "./errors.js";
+import { createDefaultLogger, redactConnectionString, type Logger } from "./logger.js";
+import { migrate } from "./migrations.js";
+import { assertNamespace } from "./names.js";
+import { NotificationListener } from "./listener.js";
+import { CoreNode, type NodeTimings } from "./node.js";
+import { assertGroup, assertEventType } from "./names.js";
+import { assertHeaders, assertMilliseconds, assertPayload, DEFAULT_MAX_PAYLOAD_BYTES } from "./payload.js";
+import { Publisher } from "./publisher.js";
+import { dropGroup } from "./queries/drop-group.js";
+import type { EmitOutcome, EmitRow } from "./queries/emit.js";
+import type { Queryable } from "./queries/queryable.js";
+import { registerNode } from "./queries/register-node.js";
+
+/** Options of {@link CoreSystem.connect}. */
+export interface ConnectOptions {
+  /** PostgreSQL connection string, e.g. `postgres://user:pass@host:5432/core`. */
+  connectionString: string;
+  /** The namespace this system works in: {@link assertNamespace}'s grammar. */
+  namespace: string;
+  /** A pino logger; the package logs through a child of it. Default: its own, at `CORE_LOG_LEVEL`. */
+  logger?: Logger;
+  /** Connection pool settings. */
+  pool?: PoolOptions;
+  /** Milliseconds between a node's heartbeats (default 5,000). */
+  heartbeatIntervalMs?: number;
+  /** Milliseconds of silence after which a node is marked dead (default 30,000; at least twice the interval). */
+  nodeTtlMs?: number;
+  /** Apply the shipped migrations on connect (default true). With false, an outdated schema is an error. */
+  migrate?: boolean;
+  /** `application_name` of the connections, shown in `pg_stat_activity` (default `nexus-core`). */
+  applicationName?: string;
+  /**
+   * A direct (not pooled) connection string for LISTEN, when `connectionString` points at
+   * a transaction-mode pooler such as PgBouncer. Default: `connectionString`.
+   */
+  listenConnectionString?: string;
+  /** Largest serialised payload of an event, in bytes (default 1 MiB). */
+  maxPayloadBytes?: number;
+  /** Milliseconds during which a repeated idempotency key publishes nothing (default 24 h). */
+  idempotencyWindowMs?: number;
+}
+
+/** Options of {@link CoreSystem.registerNode}. */
+export interface RegisterNodeOptions {
+  /** A human name for the node, e.g. the service name (1-200 characters). */
+  displayName: string;
+  /** Free-form JSON metadata stored with the node. */
+  metadata?: Record<string, unknown>;
+  /** A stable node id (a UUID); default `CORE_NODE_ID`, else a new random UUID. */
+  nodeId?: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A connection to one namespace of a Nexus Core database. Create it with {@link CoreSystem.connect}. */
+export class CoreSystem {
+  /** The namespace this system works in. */
+  readonly namespace: string;
+  /** The system's logger (a child of the one given, bound to the namespace). */
+  readonly logger: Logger;
+  /** The connection pool. Queries on it see schemas `core` and `pgmq`. */
+  readonly pool: pg.Pool;
+  readonly #connectionString: string;
+  readonly #timings: NodeTimings;
+  /** Largest serialised payload of an event, in bytes. */
+  readonly maxPayloadBytes: number;
+  readonly #nodes = new Set<CoreNode>();
+  readonly #publisher: Publisher;
+  readonly #listener: NotificationListener;
+  #closed = false;
+
+  private constructor(options: ConnectOptions, pool: pg.Pool, logger: Logger, timings: NodeTimings) {
+    this.namespace = options.namespace;
+    this.pool = pool;
+    this.logger = logger;
+    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.#connectionString = options.connectionString;
+    this.#timings = timings;
+    this.#publisher = new Publisher(pool, this.namespace, options.idempotencyWindowMs ?? 86_400_000, (error) => this.toError(error, "emit"));
+    this.#listener = new NotificationListener(
+      options.listenConnectionString ?? options.connectionString,
+      `nexus:${this.namespace}`,
+      {
+        onNotification: (queue) => this.#nodes.forEach((node) => node.wake(queue)),
+        onReconnected: () => this.#nodes.forEach((node) => node.wake()),
+      },
+      logger,
+    );
+  }
+
+  /**
+   * Connects to the database, applies the shipped migrations (unless `migrate: false`)
+   * and returns a system bound to `namespace`.
+   *
+   * @example
+   * const system = await CoreSystem.connect({ connectionString: process.env.CORE_DATABASE_URL!, namespace: "demo" });
+   */
+  static async connect(options: ConnectOptions): Promise<CoreSystem> {
+    validateConnectOptions(options);
+    const logger = (options.logger ?? createDefaultLogger()).child({ namespace: options.namespace });
+    const pool = createPool(options.connectionString, options.pool ?? {}, logger, options.applicationName ?? "nexus-core");
+    try {
+      if (options.migrate !== false) {
+        const report = await migrate(pool, { logger });
+        logger.debug({ version: report.version, applied: report.applied }, "schema ready");
+      }
+    } catch (error) {
+      await pool.end().catch(() => {});
+      throw toNexusError(error, `prepare the schema`, options.connectionString);
+    }
+    const system = new CoreSystem(options, pool, logger, timingsOf(options));
+    try {
+      await system.#listener.start();
+    } catch (error) {
+      await system.close();
+      throw toNexusError(error, "listen for notifications", options.listenConnectionString ?? options.connectionString);
+    }
+    logger.info({ database: redactConnectionString(options.connectionString) }, "connected");
+    return system;
+  }
+
+  /**
+   * The statement that emits one event, for code on another driver or ORM: run it inside
+   * your transaction and the event is published only if that transaction commits.
+   *
+   * @example
+   * const { text, values } = system.emitStatement("order.created", order);
+   * await prisma.$executeRawUnsafe(text, ...values); // inside prisma.$transaction
+   */
+  emitStatement(type: string, payload: unknown, options: { headers?: Record<string, string>; delay?: number; idempotencyKey?: string; sourceNode?: string } = {}): { text: string; values: unknown[] } {
+    assertEventType(type);
+    assertPayload(payload, this.maxPayloadBytes);
+    assertHeaders(options.headers);
+    assertMilliseconds("delay", options.delay, 0, 7 * 86_400_000);
+    const row: EmitRow = {
+      type,
+      payload,
+      ...(options.headers ? { headers: options.headers } : {}),
+      ...(options.delay ? { delaySeconds: Math.ceil(options.delay / 1000) } : {}),
+      ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+    };
+    return this.#publisher.statement([row], options.sourceNode ?? null);
+  }
+
+  /**
+   * Removes a consumer group: its subscriptions, its queue and its dead-letter queue,
+   * with what they hold. Stopping consumers never does this; only this call does.
+   * Returns the number of subscriptions removed.
+   */
+  async dropGroup(group: string): Promise<number> {
+    this.#assertOpen();
+    assertGroup(group);
+    try {
+      return await dropGroup(this.pool, this.namespace, group);
+    } catch (error) {
+      throw this.toError(error, `drop group ${group}`);
+    }
+  }
+
+  /** @internal Publishes validated rows (used by nodes). */
+  publish(rows: EmitRow[], sourceNode: string | null, client?: Queryable): Promise<EmitOutcome[]> {
+    this.#assertOpen();
+    return this.#publisher.publish(rows, sourceNode, client);
+  }
+
+  /** Registers a node of this process in `core.nodes`; it heartbeats until stopped. */
+  async registerNode(options: RegisterNodeOptions): Promise<CoreNode> {
+    this.#assertOpen();
+    const nodeId = options.nodeId ?? process.env.CORE_NODE_ID ?? randomUUID();
+    validateNodeOptions(options, nodeId);
+    const metadata = options.metadata ?? {};
+    try {
+      await registerNode(this.pool, {
+        nodeId,
+        namespace: this.namespace,
+        displayName: options.displayName,
+        metadata,
+        host: os.hostname(),
+        pid: process.pid,
+      });
+    } catch (error) {
+      throw toNexusError(error, `register node ${nodeId}`, this.#connectionString);
+    }
+    const node = new CoreNode({
+      system: this,
+      nodeId,
+      displayName: options.displayName,
+      metadata,
+      timings: this.#timings,
+      onStopped: () => this.#nodes.delete(node),
+    });
+    this.#nodes.add(node);
+    node.logger.info({ displayName: options.displayName }, "node registered");
+    return node;
+  }
+
+  /** Wraps a driver error in a typed error naming what failed (for the package's own modules). */
+  toError(error: unknown, doing: string): Error {
+    return toNexusError(error, doing, this.#connectionString);
+  }
+
+  /** Stops every node of this system (marking them stopped) and ends the pool. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#nodes].map((node) => node.stop()));
+    await this.#listener.close();
+    await this.pool.end();
+    this.logger.info("closed");
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError(`CoreSystem for namespace ${this.namespace}`);
+  }
+}
+
+function timingsOf(options: ConnectOptions): NodeTimings {
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5_000;
+  return { heartbeatIntervalMs, nodeTtlMs: options.nodeTtlMs ?? Math.max(30_000, heartbeatIntervalMs * 3) };
+}
+
+function validateConnectOptions(options: ConnectOptions): void {
+  if (options === null || typeof options !== "object") {
+    throw new ValidationError("options", "CoreSystem.connect needs an options object: { connectionString, namespace }.");
+  }
+  if (typeof options.connectionString !== "string" || options.connectionString.length === 0) {
+    throw new ValidationError(
+      "connectionString",
+      "connectionString must be a PostgreSQL connection string such as postgres://user:password@host:5432/core.",
+    );
+  }
+  assertNamespace(options.namespace);
+  assertPositiveMs("heartbeatIntervalMs", options.heartbeatIntervalMs);
+  assertPositiveMs("nodeTtlMs", options.nodeTtlMs);
+  assertPositiveMs("maxPayloadBytes", options.maxPayloadBytes);
+  assertPositiveMs("idempotencyWindowMs", options.idempotencyWindowMs);
+  if (options.heartbeatIntervalMs !== undefined && options.nodeTtlMs !== undefined && options.nodeTtlMs < 2 * options.heartbeatIntervalMs) {
+    throw new ValidationError("nodeTtlMs", "nodeTtlMs must be at least twice heartbeatIntervalMs, or live nodes would be marked dead.");
+  }
+}
+
+function assertPositiveMs(argument: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
+    throw new ValidationError(argument, `${argument} must be a positive whole number of milliseconds; got ${String(value)}.`);
+  }
+}
+
+function validateNodeOptions(options: RegisterNodeOptions, nodeId: string): void {
+  const { displayName, metadata } = options ?? {};
+  if (typeof displayName !== "string" || displayName.length < 1 || displayName.length > 200) {
+    throw new ValidationError("displayName", "displayName must be a string of 1-200 characters.");
+  }
+  if (!UUID.test(nodeId)) {
+    throw new ValidationError("nodeId", `nodeId ${JSON.stringify(nodeId)} is not a UUID (CORE_NODE_ID must be one too).`);
+  }
+  if (metadata !== undefined && (metadata === null || typeof metadata !== "object" || Array.isArray(metadata))) {
+    throw new ValidationError("metadata", "metadata must be a plain JSON object.");
+  }
+}

@@ -1,0 +1,268 @@
+-- Migration 5: delivery. Emit (log row + one copy per matching group + NOTIFY, in one
+-- call), subscriptions with their pattern compiled to a regular expression, idempotency
+-- keys, and the consumer's steps: read, lock, acknowledge, fail (retry or dead-letter),
+-- release.
+--
+-- Queue messages carry the whole event envelope in the message body
+--   { id, type, payload, headers, emittedAt, sourceNode }
+-- and use only pgmq functions that every pgmq release has (send/send_batch with an
+-- integer delay, read, delete, set_vt, create, drop_queue), so the same code runs on the
+-- extension and on the compatible SQL.
+
+-- core.pattern_regex(pattern)
+--   The anchored regular expression of a validated pattern: '*' is one segment,
+--   '**' one or more, anything else literal. Immutable; used by a generated column.
+create function core.pattern_regex(p_pattern text) returns text
+language sql immutable strict parallel safe as $$
+  select '^' || string_agg(
+           case segment
+             when '**' then '.+'
+             when '*' then '[^.]+'
+             else replace(segment, '$', '\$')
+           end, '\.' order by position) || '$'
+    from unnest(string_to_array(p_pattern, '.')) with ordinality as s(segment, position);
+$$;
+
+alter table core.subscriptions
+  add column pattern_regex text generated always as (core.pattern_regex(pattern)) stored;
+
+create table core.idempotency_keys (
+  namespace  text not null,
+  key        text not null check (length(key) between 1 and 255),
+  event_id   uuid not null,
+  expires_at timestamptz not null,
+  primary key (namespace, key)
+);
+
+comment on table core.idempotency_keys is 'Idempotency keys of recent emits; a key seen again before expires_at publishes nothing.';
+
+create table core.message_failures (
+  queue_name      text not null,
+  msg_id          bigint not null,
+  failures        integer not null,
+  first_failed_at timestamptz not null,
+  last_failed_at  timestamptz not null,
+  last_error      jsonb not null,
+  primary key (queue_name, msg_id)
+);
+
+comment on table core.message_failures is 'Failures of messages still being retried; moved into the dead letter when attempts run out.';
+
+-- core.subscribe(namespace, group, pattern, queue_name)
+--   Records the durable subscription and creates the group's queue and dead-letter queue
+--   (pgmq.create is idempotent). Returns nothing. Locks: the subscription row.
+create function core.subscribe(p_namespace text, p_group text, p_pattern text, p_queue text) returns void
+language plpgsql as $$
+begin
+  insert into core.namespaces (name) values (p_namespace) on conflict (name) do nothing;
+  perform pgmq.create(p_queue);
+  perform pgmq.create(p_queue || '_dlq');
+  insert into core.subscriptions (namespace, group_name, pattern, queue_name)
+  values (p_namespace, p_group, p_pattern, p_queue)
+  on conflict (namespace, group_name, pattern) do nothing;
+end;
+$$;
+
+-- core.unsubscribe(namespace, group, pattern)
+--   Removes one subscription; the group's queue keeps what it already holds.
+--   Returns whether a row was removed.
+create function core.unsubscribe(p_namespace text, p_group text, p_pattern text) returns boolean
+language sql as $$
+  with removed as (
+    delete from core.subscriptions
+     where namespace = p_namespace and group_name = p_group and pattern = p_pattern
+    returning 1
+  )
+  select exists (select 1 from removed);
+$$;
+
+-- core.drop_group(namespace, group)
+--   Removes every subscription of the group and drops its queue and dead-letter queue,
+--   with what they hold. Returns the number of subscriptions removed.
+create function core.drop_group(p_namespace text, p_group text) returns integer
+language plpgsql as $$
+declare
+  v_queue text;
+  v_removed integer;
+begin
+  select queue_name into v_queue from core.subscriptions
+   where namespace = p_namespace and group_name = p_group limit 1;
+  delete from core.subscriptions where namespace = p_namespace and group_name = p_group;
+  get diagnostics v_removed = row_count;
+  if v_queue is not null then
+    delete from core.message_failures where queue_name = v_queue;
+    perform pgmq.drop_queue(v_queue) where exists (select 1 from pgmq.list_queues() where queue_name = v_queue);
+    perform pgmq.drop_queue(v_queue || '_dlq') where exists (select 1 from pgmq.list_queues() where queue_name = v_queue || '_dlq');
+  end if;
+  return v_removed;
+end;
+$$;
+
+-- core.emit(namespace, events, source_node, idempotency_window)
+--   events: a JSON array of { type, payload, headers?, delaySeconds?, idempotencyKey? },
+--   already validated by the caller. For each event, in order: an idempotency key seen
+--   within the window returns the first event's id with published = false; otherwise
+--   the event is written to core.event_log and one copy is sent to the queue of every
+--   group with a matching subscription. Then one NOTIFY per woken queue on channel
+--   'nexus:<namespace>' with the queue name as payload (delayed copies wake no one; the
+--   consumers' poll finds them). All of it commits or rolls back with the caller's
+--   transaction. Returns (event_id, published) per event, in order.
+--   Locks: idempotency key rows (a concurrent emit with the same key waits for this one).
+create function core.emit(
+  p_namespace text, p_events jsonb, p_source_node uuid default null,
+  p_idempotency_window interval default interval '24 hours'
+) returns table (event_id uuid, published boolean)
+language plpgsql as $$
+declare
+  v_event jsonb;
+  v_id uuid;
+  v_key text;
+  v_first uuid;
+  v_headers jsonb;
+  v_matched text[];
+  v_queues text[] := '{}';
+  v_delays integer[] := '{}';
+  v_messages jsonb[] := '{}';
+  v_batch record;
+begin
+  for v_event in select value from jsonb_array_elements(p_events) loop
+    v_id := gen_random_uuid();
+    v_key := v_event ->> 'idempotencyKey';
+    if v_key is not null then
+      v_first := null;
+      insert into core.idempotency_keys as k (namespace, key, event_id, expires_at)
+      values (p_namespace, v_key, v_id, now() + p_idempotency_window)
+      on conflict (namespace, key) do update
+        set event_id = excluded.event_id, expires_at = excluded.expires_at
+        where k.expires_at < now()
+      returning k.event_id into v_first;
+      if v_first is null then
+        select k.event_id into v_first from core.idempotency_keys k where k.namespace = p_namespace and k.key = v_key;
+        event_id := v_first;
+        published := false;
+        return next;
+        continue;
+      end if;
+    end if;
+
+    v_headers := coalesce(v_event -> 'headers', '{}'::jsonb);
+    insert into core.event_log (id, namespace, type, payload, headers, emitted_at, source_node, idempotency_key)
+    values (v_id, p_namespace, v_event ->> 'type', v_event -> 'payload', v_headers, now(), p_source_node, v_key);
+
+    select array_agg(queue_name) into v_matched
+      from (select distinct queue_name from core.subscriptions
+             where namespace = p_namespace and (v_event ->> 'type') ~ pattern_regex) s;
+    if v_matched is not null then
+      v_queues := v_queues || v_matched;
+      v_delays := v_delays || array_fill(coalesce((v_event ->> 'delaySeconds')::integer, 0), array[cardinality(v_matched)]);
+      v_messages := v_messages || array_fill(jsonb_build_object(
+        'id', v_id, 'type', v_event ->> 'type', 'payload', v_event -> 'payload',
+        'headers', v_headers, 'emittedAt', now(), 'sourceNode', p_source_node), array[cardinality(v_matched)]);
+    end if;
+
+    event_id := v_id;
+    published := true;
+    return next;
+  end loop;
+
+  -- One send_batch per (queue, delay) keeps the copies of a batch in emit order.
+  for v_batch in
+    select queue, delay, array_agg(message order by ord) as messages
+      from unnest(v_queues, v_delays, v_messages) with ordinality as c(queue, delay, message, ord)
+     group by queue, delay
+  loop
+    perform pgmq.send_batch(v_batch.queue, v_batch.messages, v_batch.delay);
+  end loop;
+
+  perform pg_notify('nexus:' || p_namespace, queue)
+     from (select distinct queue from unnest(v_queues, v_delays) as c(queue, delay) where delay = 0) woken;
+end;
+$$;
+
+-- core.read_messages(queue, vt_seconds, qty)
+--   pgmq.read with an asynchronous commit: losing a read in a server crash only loses a
+--   read_ct increment and a visibility timeout, so it need not wait for the WAL flush.
+--   Returns the messages now invisible for vt seconds. Locks: those rows, until the
+--   statement commits (pgmq.read uses FOR UPDATE SKIP LOCKED).
+create function core.read_messages(p_queue text, p_vt integer, p_qty integer)
+returns table (msg_id bigint, read_ct integer, enqueued_at timestamptz, message jsonb)
+language plpgsql as $$
+begin
+  perform set_config('synchronous_commit', 'off', true);
+  return query select r.msg_id, r.read_ct, r.enqueued_at, r.message from pgmq.read(p_queue, p_vt, p_qty) r;
+end;
+$$;
+
+-- core.lock_messages(queue, ids)
+--   Called first in a handler transaction: locks the messages this consumer read, so
+--   that no other consumer reads them (pgmq.read skips locked rows) even after their
+--   visibility timeout passes, until this transaction ends. Returns the ids it locked;
+--   an id missing from the result was handled or is being handled elsewhere.
+--   Locks: the rows returned (FOR UPDATE SKIP LOCKED, never waits).
+create function core.lock_messages(p_queue text, p_ids bigint[]) returns setof bigint
+language plpgsql as $$
+begin
+  return query execute format('select msg_id from pgmq.%I where msg_id = any($1) for update skip locked', 'q_' || p_queue)
+    using p_ids;
+end;
+$$;
+
+-- core.ack_messages(queue, ids)
+--   Deletes handled messages and their failure records. Returns the ids deleted.
+create function core.ack_messages(p_queue text, p_ids bigint[]) returns setof bigint
+language plpgsql as $$
+begin
+  delete from core.message_failures where queue_name = p_queue and msg_id = any(p_ids);
+  return query select * from pgmq.delete(p_queue, p_ids);
+end;
+$$;
+
+-- core.fail_message(queue, msg_id, attempt, max_attempts, retry_delay_seconds, error)
+--   Records a failed attempt. While attempts remain, the message becomes visible again
+--   after retry_delay_seconds and 'retry' is returned. After the last attempt the message
+--   moves to '<queue>_dlq' with a "deadLetter" field (error, attempts, first and last
+--   failure, original queue, id and enqueue time) and 'dead' is returned.
+--   Locks: the message row and its failure record.
+create function core.fail_message(
+  p_queue text, p_msg_id bigint, p_attempt integer, p_max_attempts integer,
+  p_retry_delay_seconds integer, p_error jsonb
+) returns text
+language plpgsql as $$
+declare
+  v_first_failed_at timestamptz;
+  v_message jsonb;
+  v_enqueued_at timestamptz;
+begin
+  insert into core.message_failures as f (queue_name, msg_id, failures, first_failed_at, last_failed_at, last_error)
+  values (p_queue, p_msg_id, 1, now(), now(), p_error)
+  on conflict (queue_name, msg_id) do update
+    set failures = f.failures + 1, last_failed_at = now(), last_error = excluded.last_error
+  returning f.first_failed_at into v_first_failed_at;
+
+  if p_attempt < p_max_attempts then
+    perform pgmq.set_vt(p_queue, p_msg_id, p_retry_delay_seconds);
+    return 'retry';
+  end if;
+
+  execute format('select message, enqueued_at from pgmq.%I where msg_id = $1', 'q_' || p_queue)
+    into v_message, v_enqueued_at using p_msg_id;
+  perform pgmq.send(p_queue || '_dlq', v_message || jsonb_build_object('deadLetter', jsonb_build_object(
+    'error', p_error, 'attempts', p_attempt, 'firstFailedAt', v_first_failed_at, 'lastFailedAt', now(),
+    'queue', p_queue, 'msgId', p_msg_id, 'enqueuedAt', v_enqueued_at)), 0);
+  perform pgmq.delete(p_queue, p_msg_id);
+  delete from core.message_failures where queue_name = p_queue and msg_id = p_msg_id;
+  return 'dead';
+end;
+$$;
+
+-- core.release_messages(queue, ids)
+--   Gives back messages read but not handled (a consumer stopping): visible at once, and
+--   the read that took them does not count as an attempt. Returns the ids released.
+create function core.release_messages(p_queue text, p_ids bigint[]) returns setof bigint
+language plpgsql as $$
+begin
+  return query execute format(
+    'update pgmq.%I set vt = clock_timestamp(), read_ct = greatest(read_ct - 1, 0) where msg_id = any($1) returning msg_id',
+    'q_' || p_queue) using p_ids;
+end;
+$$;
