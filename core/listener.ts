@@ -21,6 +21,7 @@ const MAX_RETRY_MS = 5_000;
 /** A self-healing LISTEN connection. */
 export class NotificationListener {
   readonly #connectionString: string;
+  readonly #applicationName: string;
   readonly #channel: string;
   readonly #handlers: ListenerHandlers;
   readonly #logger: Logger;
@@ -29,8 +30,9 @@ export class NotificationListener {
   #failures = 0;
   #closed = false;
 
-  constructor(connectionString: string, channel: string, handlers: ListenerHandlers, logger: Logger) {
+  constructor(connectionString: string, applicationName: string, channel: string, handlers: ListenerHandlers, logger: Logger) {
     this.#connectionString = connectionString;
+    this.#applicationName = applicationName;
     this.#channel = channel;
     this.#handlers = handlers;
     this.#logger = logger;
@@ -61,7 +63,7 @@ export class NotificationListener {
   }
 
   async #connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#connectionString, application_name: "nexus-core-listen" });
+    const client = new pg.Client({ connectionString: this.#connectionString, application_name: this.#applicationName });
     client.on("notification", (message) => {
       if (message.channel === this.#channel && message.payload) this.#handlers.onNotification(message.payload);
     });

@@ -12,7 +12,7 @@ import { migrate } from "./migrations.js";
 import { assertNamespace } from "./names.js";
 import { NotificationListener } from "./listener.js";
 import { CoreNode, type NodeTimings } from "./node.js";
-import { assertGroup, assertEventType } from "./names.js";
+import { assertEventType, assertGroup, groupQueueName } from "./names.js";
 import { assertHeaders, assertMilliseconds, assertPayload, DEFAULT_MAX_PAYLOAD_BYTES } from "./payload.js";
 import { Publisher } from "./publisher.js";
 import { dropGroup } from "./queries/drop-group.js";
@@ -36,7 +36,7 @@ export interface ConnectOptions {
   nodeTtlMs?: number;
   /** Apply the shipped migrations on connect (default true). With false, an outdated schema is an error. */
   migrate?: boolean;
-  /** `application_name` of the connections, shown in `pg_stat_activity` (default `nexus-core`). */
+  /** `application_name` of the connections, shown in `pg_stat_activity` (default `nexus-core`; the LISTEN connection adds `-listen`). */
   applicationName?: string;
   /**
    * A direct (not pooled) connection string for LISTEN, when `connectionString` points at
@@ -59,6 +59,7 @@ export interface RegisterNodeOptions {
   nodeId?: string;
 }
 
+const DEFAULT_APPLICATION_NAME = "nexus-core";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A connection to one namespace of a Nexus Core database. Create it with {@link CoreSystem.connect}. */
@@ -88,6 +89,7 @@ export class CoreSystem {
     this.#publisher = new Publisher(pool, this.namespace, options.idempotencyWindowMs ?? 86_400_000, (error) => this.toError(error, "emit"));
     this.#listener = new NotificationListener(
       options.listenConnectionString ?? options.connectionString,
+      `${options.applicationName ?? DEFAULT_APPLICATION_NAME}-listen`,
       `nexus:${this.namespace}`,
       {
         onNotification: (queue) => this.#nodes.forEach((node) => node.wake(queue)),
@@ -107,7 +109,7 @@ export class CoreSystem {
   static async connect(options: ConnectOptions): Promise<CoreSystem> {
     validateConnectOptions(options);
     const logger = (options.logger ?? createDefaultLogger()).child({ namespace: options.namespace });
-    const pool = createPool(options.connectionString, options.pool ?? {}, logger, options.applicationName ?? "nexus-core");
+    const pool = createPool(options.connectionString, options.pool ?? {}, logger, options.applicationName ?? DEFAULT_APPLICATION_NAME);
     try {
       if (options.migrate !== false) {
         const report = await migrate(pool, { logger });
@@ -160,7 +162,7 @@ export class CoreSystem {
     this.#assertOpen();
     assertGroup(group);
     try {
-      return await dropGroup(this.pool, this.namespace, group);
+      return await dropGroup(this.pool, this.namespace, group, groupQueueName(this.namespace, group));
     } catch (error) {
       throw this.toError(error, `drop group ${group}`);
     }

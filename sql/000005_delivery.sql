@@ -50,13 +50,20 @@ comment on table core.message_failures is 'Failures of messages still being retr
 
 -- core.subscribe(namespace, group, pattern, queue_name)
 --   Records the durable subscription and creates the group's queue and dead-letter queue
---   (pgmq.create is idempotent). Returns nothing. Locks: the subscription row.
+--   when they do not exist yet. (pgmq.create is idempotent, but its CREATE INDEX IF NOT
+--   EXISTS takes a SHARE lock on an existing queue table, which would make a starting node
+--   wait for every running handler transaction of the group.) Returns nothing.
+--   Locks: the subscription row; pgmq.create's locks only for a new queue.
 create function core.subscribe(p_namespace text, p_group text, p_pattern text, p_queue text) returns void
 language plpgsql as $$
 begin
   insert into core.namespaces (name) values (p_namespace) on conflict (name) do nothing;
-  perform pgmq.create(p_queue);
-  perform pgmq.create(p_queue || '_dlq');
+  if not exists (select 1 from pgmq.meta where queue_name = p_queue) then
+    perform pgmq.create(p_queue);
+  end if;
+  if not exists (select 1 from pgmq.meta where queue_name = p_queue || '_dlq') then
+    perform pgmq.create(p_queue || '_dlq');
+  end if;
   insert into core.subscriptions (namespace, group_name, pattern, queue_name)
   values (p_namespace, p_group, p_pattern, p_queue)
   on conflict (namespace, group_name, pattern) do nothing;
@@ -76,23 +83,24 @@ language sql as $$
   select exists (select 1 from removed);
 $$;
 
--- core.drop_group(namespace, group)
+-- core.drop_group(namespace, group, queue_name)
 --   Removes every subscription of the group and drops its queue and dead-letter queue,
---   with what they hold. Returns the number of subscriptions removed.
-create function core.drop_group(p_namespace text, p_group text) returns integer
+--   with what they hold (the queue is named by the caller, since a group whose patterns
+--   were all unsubscribed still has a queue). Returns the number of subscriptions removed.
+--   Locks: ACCESS EXCLUSIVE on the dropped queue tables.
+create function core.drop_group(p_namespace text, p_group text, p_queue text) returns integer
 language plpgsql as $$
 declare
-  v_queue text;
   v_removed integer;
 begin
-  select queue_name into v_queue from core.subscriptions
-   where namespace = p_namespace and group_name = p_group limit 1;
   delete from core.subscriptions where namespace = p_namespace and group_name = p_group;
   get diagnostics v_removed = row_count;
-  if v_queue is not null then
-    delete from core.message_failures where queue_name = v_queue;
-    perform pgmq.drop_queue(v_queue) where exists (select 1 from pgmq.list_queues() where queue_name = v_queue);
-    perform pgmq.drop_queue(v_queue || '_dlq') where exists (select 1 from pgmq.list_queues() where queue_name = v_queue || '_dlq');
+  delete from core.message_failures where queue_name = p_queue;
+  if exists (select 1 from pgmq.meta where queue_name = p_queue) then
+    perform pgmq.drop_queue(p_queue);
+  end if;
+  if exists (select 1 from pgmq.meta where queue_name = p_queue || '_dlq') then
+    perform pgmq.drop_queue(p_queue || '_dlq');
   end if;
   return v_removed;
 end;
