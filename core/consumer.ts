@@ -1,32 +1,34 @@
 /**
- * The consumer of one group's queue on one node. `concurrency` lanes each loop:
+ * The consumer of one queue on one node. `concurrency` lanes each loop:
  *
  *   1. read up to `prefetch` messages (pgmq.read: invisible to others for the visibility
  *      timeout; read_ct counts the attempt even if this process then dies);
- *   2. open a transaction and lock those messages (FOR UPDATE SKIP LOCKED), so no other
- *      consumer runs them while this transaction lives, however long the handler takes;
- *   3. run each message's handlers, each behind its own savepoint;
- *   4. in the same transaction, delete the handled messages and record the failed ones
- *      (retry after a backoff, or move to the dead-letter queue after the last attempt);
- *   5. commit: a handler's writes and its acknowledgement are atomic.
+ *   2. open a transaction and lock those messages (FOR UPDATE, by id and read count), so
+ *      no other consumer runs them while this transaction lives, however long the
+ *      handler takes (pgmq.read skips locked rows);
+ *   3. hand each message to the dispatcher (events, requests, direct messages), its
+ *      handler behind its own savepoint and, if set, a timeout;
+ *   4. in the same transaction, run the dispatcher's follow-up (a reply), delete the
+ *      settled messages and record the failed ones (retry after a backoff, or move to the
+ *      dead-letter queue after the last attempt);
+ *   5. commit: a handler's writes, its reply and its acknowledgement are atomic.
  *
- * A lane with nothing to read sleeps until a NOTIFY for its queue (see listener.ts) or
- * the poll interval.
+ * A lane with nothing to read sleeps until a NOTIFY for its queue or the poll interval.
  */
 import type pg from "pg";
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import { isConnectionFailure } from "./database.js";
-import type { CoreEvent, EventHandler, HandlerContext } from "./events.js";
-import { SavepointClient } from "./handler-client.js";
+import { HandlerTimeoutError } from "./errors.js";
+import { SavepointClient, type HandlerClient } from "./handler-client.js";
 import type { Logger } from "./logger.js";
+import { jitteredBackoff } from "./listener.js";
 import { ackMessages } from "./queries/ack-messages.js";
 import { failMessage, type RecordedError } from "./queries/fail-message.js";
 import { lockMessages } from "./queries/lock-messages.js";
 import { readMessages, type QueueMessage } from "./queries/read-messages.js";
 import { releaseMessages } from "./queries/release-messages.js";
-import { jitteredBackoff } from "./listener.js";
 
-/** Settings of a group's consumer, defaults applied. */
+/** Settings of a consumer, defaults applied. */
 export interface ConsumerSettings {
   concurrency: number;
   prefetch: number;
@@ -34,55 +36,69 @@ export interface ConsumerSettings {
   backoff: BackoffOptions;
   visibilityTimeoutMs: number;
   pollIntervalMs: number;
+  /** Milliseconds a handler may run before it is aborted and rolled back; undefined: no limit. */
+  timeoutMs: number | undefined;
 }
 
-/** A handler and the pattern it was registered with. */
-export interface Route {
-  pattern: string;
-  matches: (type: string) => boolean;
-  handler: EventHandler;
+/** What a dispatcher gets for one message. */
+export interface DeliveryScope {
+  /** The handler's transaction (savepoint-guarded). */
+  transaction: HandlerClient;
+  /** Aborted on the handler's timeout or when the consumer stops past its grace period. */
+  signal: AbortSignal;
 }
 
-/** What a consumer needs from its node. */
+/** Work to do in the batch transaction after a message is settled, before its ack commits (e.g. send the reply). */
+export type FollowUp = (client: pg.ClientBase) => Promise<void>;
+
+/** Turns queue messages into handler calls; the consumer owns reading, locking, acks and retries. */
+export interface Dispatcher {
+  /** Handles one message; resolves to keep the handler's writes (and run the follow-up), throws to fail it. */
+  deliver(message: QueueMessage, scope: DeliveryScope): Promise<FollowUp | void>;
+  /** A delivery failed or timed out: return a follow-up to acknowledge it anyway (requests answer with the error), or nothing to retry it. */
+  failed?(message: QueueMessage, error: unknown): FollowUp | undefined;
+}
+
+/** What a consumer needs. */
 export interface ConsumerInit {
   pool: pg.Pool;
-  group: string;
+  /** Name for logs and errors, e.g. the group. */
+  name: string;
   queue: string;
   settings: ConsumerSettings;
-  routes: () => readonly Route[];
+  dispatcher: Dispatcher;
   logger: Logger;
 }
 
-interface Envelope {
-  id: string;
-  type: string;
-  payload: unknown;
-  headers?: Record<string, string>;
-  emittedAt: string;
-  sourceNode: string | null;
-}
+/** Milliseconds a cancelled statement gets to return before its connection is discarded. */
+const CANCEL_GRACE_MS = 5_000;
 
-/** Consumes one group queue. */
-export class GroupConsumer {
-  readonly group: string;
+type Delivery = { ok: true; followUp: FollowUp | undefined } | { ok: false; error: unknown };
+
+/** Consumes one queue. */
+export class QueueConsumer {
+  readonly name: string;
   readonly queue: string;
   readonly settings: ConsumerSettings;
   readonly #pool: pg.Pool;
-  readonly #routes: () => readonly Route[];
+  readonly #dispatcher: Dispatcher;
   readonly #logger: Logger;
   readonly #lanes: Promise<void>[] = [];
   readonly #inFlight = new Set<AbortController>();
+  /** Lanes waiting for work, woken one at a time. */
+  readonly #wakers = new Set<() => void>();
+  /** Lanes waiting after a failure, woken only by a stop. */
+  readonly #backingOff = new Set<() => void>();
   #wakeGeneration = 0;
-  #wakers = new Set<() => void>();
   #running = false;
 
   constructor(init: ConsumerInit) {
-    this.group = init.group;
+    this.name = init.name;
     this.queue = init.queue;
     this.settings = init.settings;
     this.#pool = init.pool;
-    this.#routes = init.routes;
-    this.#logger = init.logger.child({ group: init.group, queue: init.queue });
+    this.#dispatcher = init.dispatcher;
+    this.#logger = init.logger.child({ consumer: init.name, queue: init.queue });
   }
 
   /** Starts the lanes. */
@@ -92,10 +108,20 @@ export class GroupConsumer {
     for (let lane = 0; lane < this.settings.concurrency; lane += 1) this.#lanes.push(this.#runLane());
   }
 
-  /** Something may be waiting in the queue: wake sleeping lanes. */
+  /**
+   * Something may be waiting in the queue: wake one sleeping lane. A lane that then reads
+   * a full batch wakes the next, so a burst spreads over the lanes without every NOTIFY
+   * sending all of them to read at once.
+   */
   wake(): void {
     this.#wakeGeneration += 1;
-    for (const waker of this.#wakers) waker();
+    const [first] = this.#wakers;
+    first?.();
+  }
+
+  #wakeAll(): void {
+    this.#wakeGeneration += 1;
+    for (const waker of [...this.#wakers, ...this.#backingOff]) waker();
   }
 
   /**
@@ -105,7 +131,7 @@ export class GroupConsumer {
   async stop(graceMs: number): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
-    this.wake();
+    this.#wakeAll();
     const grace = setTimeout(() => this.#inFlight.forEach((controller) => controller.abort(new Error("consumer stopping"))), graceMs);
     grace.unref();
     await Promise.all(this.#lanes.splice(0));
@@ -123,12 +149,13 @@ export class GroupConsumer {
           await this.#sleep(generation, this.settings.pollIntervalMs);
           continue;
         }
+        if (messages.length === this.settings.prefetch) this.wake();
         await this.#handleBatch(messages);
       } catch (error) {
         failures += 1;
         const retryInMs = jitteredBackoff(failures);
         this.#logger.warn({ err: describe(error), retryInMs }, "consumer lane failed; retrying");
-        await this.#sleep(Number.NaN, retryInMs);
+        await this.#sleep(undefined, retryInMs);
       }
     }
   }
@@ -137,96 +164,109 @@ export class GroupConsumer {
     return Math.max(1, Math.ceil(this.settings.visibilityTimeoutMs / 1000));
   }
 
-  /** Waits for a wake newer than `generation` (NaN: only the timeout) or `timeoutMs`. */
-  #sleep(generation: number, timeoutMs: number): Promise<void> {
-    if (!this.#running || this.#wakeGeneration > generation) return Promise.resolve();
+  /** Waits for a wake newer than `generation` (undefined: only for a stop) or `timeoutMs`. */
+  #sleep(generation: number | undefined, timeoutMs: number): Promise<void> {
+    if (!this.#running || (generation !== undefined && this.#wakeGeneration > generation)) return Promise.resolve();
+    const sleepers = generation === undefined ? this.#backingOff : this.#wakers;
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        this.#wakers.delete(waker);
+        sleepers.delete(done);
         resolve();
       };
-      const waker = (): void => {
-        if (!this.#running || !Number.isNaN(generation)) done();
-      };
       const timer = setTimeout(done, timeoutMs);
-      this.#wakers.add(waker);
+      sleepers.add(done);
     });
   }
 
   async #handleBatch(messages: QueueMessage[]): Promise<void> {
     const client = await this.#pool.connect();
-    let broken: unknown;
-    const unstarted: string[] = [];
+    // pg-pool listens for errors only on idle clients: without this listener a backend
+    // that dies while the batch holds its client would be an uncaught exception.
+    let broken: Error | undefined;
+    const onError = (error: Error): void => void (broken ??= error);
+    client.on("error", onError);
     try {
       await client.query("begin");
-      const locked = await lockMessages(client, this.queue, messages.map((message) => message.msgId));
-      const handled: string[] = [];
+      const locked = await lockMessages(client, this.queue, messages);
+      const settled: string[] = [];
+      const unstarted: string[] = [];
       for (const message of messages) {
         if (!locked.has(message.msgId)) continue;
         if (!this.#running) {
           unstarted.push(message.msgId);
           continue;
         }
-        const error = await this.#deliver(client, message);
-        if (error === undefined) handled.push(message.msgId);
-        else await this.#recordFailure(client, message, error);
+        const delivery = await this.#deliver(client, message);
+        const followUp = delivery.ok ? delivery.followUp : this.#dispatcher.failed?.(message, delivery.error);
+        if (delivery.ok || followUp) {
+          await followUp?.(client);
+          settled.push(message.msgId);
+        } else {
+          await this.#recordFailure(client, message, delivery.error);
+        }
       }
-      if (handled.length > 0) await ackMessages(client, this.queue, handled);
+      if (settled.length > 0) await ackMessages(client, this.queue, settled);
       if (unstarted.length > 0) await releaseMessages(client, this.queue, unstarted);
       await client.query("commit");
     } catch (error) {
-      broken = isConnectionFailure(error) ? error : undefined;
-      await client.query("rollback").catch(() => {});
+      if (broken === undefined && (isConnectionFailure(error) || error instanceof PoisonedConnectionError)) broken = error as Error;
+      if (broken === undefined) await client.query("rollback").catch(() => {});
       throw error;
     } finally {
-      // A connection that failed is discarded, not returned to the pool.
-      client.release(broken instanceof Error ? broken : undefined);
+      client.off("error", onError);
+      // A connection that failed, or still runs an abandoned statement, is discarded, not pooled.
+      client.release(broken);
     }
   }
 
-  /** Runs every matching handler of one message behind a savepoint; returns the error, if any. */
-  async #deliver(client: pg.PoolClient, message: QueueMessage): Promise<unknown> {
-    const envelope = message.message as Envelope;
-    const event: CoreEvent = {
-      id: envelope.id,
-      messageId: message.msgId,
-      type: envelope.type,
-      payload: envelope.payload,
-      headers: envelope.headers ?? {},
-      emittedAt: new Date(envelope.emittedAt),
-      sourceNode: envelope.sourceNode,
-    };
-    const routes = this.#routes().filter((route) => route.matches(event.type));
-    if (routes.length === 0) {
-      return new Error(`No handler for event type ${event.type} in group ${this.group} on this node; another instance of the group subscribed it.`);
-    }
+  /** Hands one message to the dispatcher behind a savepoint and the handler timeout. */
+  async #deliver(client: pg.PoolClient, message: QueueMessage): Promise<Delivery> {
     const transaction = new SavepointClient(client);
     const controller = new AbortController();
     this.#inFlight.add(controller);
-    const context: HandlerContext = {
-      client: transaction,
-      attempt: message.readCount,
-      messageId: message.msgId,
-      headers: event.headers,
-      signal: controller.signal,
-    };
     try {
-      for (const route of routes) await route.handler(event, context);
+      const followUp = await this.#withTimeout(this.#dispatcher.deliver(message, { transaction, signal: controller.signal }));
+      try {
+        await transaction.finish(true);
+      } catch (error) {
+        // The handler swallowed a failed statement and left its savepoint aborted.
+        await transaction.finish(false);
+        return { ok: false, error };
+      }
+      return { ok: true, followUp: followUp ?? undefined };
     } catch (error) {
+      if (error instanceof HandlerTimeoutError) await this.#abandon(client, transaction, controller, error);
       await transaction.finish(false);
-      return error ?? new Error("handler threw a nullish value");
+      return { ok: false, error: error ?? new Error("handler threw a nullish value") };
     } finally {
       this.#inFlight.delete(controller);
     }
-    try {
-      await transaction.finish(true);
-      return undefined;
-    } catch (error) {
-      // The handler swallowed a failed statement and left its savepoint aborted.
-      await transaction.finish(false).catch(() => {});
-      return error;
-    }
+  }
+
+  #withTimeout<T>(work: Promise<T>): Promise<T> {
+    const timeoutMs = this.settings.timeoutMs;
+    if (timeoutMs === undefined) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new HandlerTimeoutError(`The handler of ${this.name}`, timeoutMs)), timeoutMs);
+    });
+    work.catch(() => {}); // an abandoned handler may still reject later
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * A handler ran past its timeout: abort its signal, refuse its client, and stop its
+   * running statement (pg_cancel_backend) so its savepoint can be rolled back. A statement
+   * that will not stop poisons the connection: the whole batch is rolled back instead.
+   */
+  async #abandon(client: pg.PoolClient, transaction: SavepointClient, controller: AbortController, error: HandlerTimeoutError): Promise<void> {
+    controller.abort(error);
+    transaction.close("the handler timed out");
+    if (await transaction.settled(50)) return;
+    const pid = (client as unknown as { processID?: number }).processID;
+    if (pid !== undefined) await this.#pool.query("select pg_cancel_backend($1)", [pid]).catch(() => {});
+    if (!(await transaction.settled(CANCEL_GRACE_MS))) throw new PoisonedConnectionError(this.name);
   }
 
   async #recordFailure(client: pg.PoolClient, message: QueueMessage, error: unknown): Promise<void> {
@@ -245,6 +285,13 @@ export class GroupConsumer {
   }
 }
 
+/** A timed-out handler's statement would not stop: its connection cannot be reused. */
+class PoisonedConnectionError extends Error {
+  constructor(name: string) {
+    super(`A timed-out handler of ${name} kept its statement running after pg_cancel_backend; its batch is rolled back and its connection discarded.`);
+  }
+}
+
 function recordError(error: unknown): RecordedError {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
@@ -253,7 +300,8 @@ function recordError(error: unknown): RecordedError {
   return { name: "NonError", message: String(error) };
 }
 
-function describe(error: unknown): { message: string; code?: string } {
+/** A log-safe summary of an error. */
+export function describe(error: unknown): { message: string; code?: string } {
   const code = (error as { code?: unknown } | null)?.code;
   return { message: error instanceof Error ? error.message : String(error), ...(typeof code === "string" ? { code } : {}) };
 }

@@ -14,6 +14,11 @@ export const ErrorCode = {
   connection: "ERR_NEXUS_CONNECTION",
   database: "ERR_NEXUS_DATABASE",
   closed: "ERR_NEXUS_CLOSED",
+  requestTimeout: "ERR_NEXUS_REQUEST_TIMEOUT",
+  noResponder: "ERR_NEXUS_NO_RESPONDER",
+  remote: "ERR_NEXUS_REMOTE",
+  handlerTimeout: "ERR_NEXUS_HANDLER_TIMEOUT",
+  cancelled: "ERR_NEXUS_CANCELLED",
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -86,5 +91,86 @@ export class DatabaseError extends NexusError {
 export class ClosedError extends NexusError {
   constructor(what: string) {
     super(ErrorCode.closed, `${what} is closed; create a new one to continue`);
+  }
+}
+
+/** A request got no (complete) reply before its timeout. */
+export class RequestTimeoutError extends NexusError {
+  /** The request's type. */
+  readonly type: string;
+  /** The timeout that passed, in milliseconds. */
+  readonly timeoutMs: number;
+
+  constructor(type: string, timeoutMs: number) {
+    super(
+      ErrorCode.requestTimeout,
+      `Request ${type} got no reply within ${timeoutMs} ms: no responder of its group is running, or it is too slow. ` +
+        `Start a responder (node.onRequest) or raise the timeout option.`,
+      { retryable: true },
+    );
+    this.type = type;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** No group of the namespace answers requests of this type. */
+export class NoResponderError extends NexusError {
+  /** The request's type. */
+  readonly type: string;
+
+  constructor(type: string, namespace: string) {
+    super(
+      ErrorCode.noResponder,
+      `No group in namespace ${namespace} answers requests of type ${type}: register one with node.onRequest(pattern, handler) ` +
+        `(and start its node) before sending.`,
+      { retryable: true },
+    );
+    this.type = type;
+  }
+}
+
+/** What a responder's error becomes on the wire: serialisable, without a stack unless asked. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  /** The responder's error code, when it had one. */
+  code?: string;
+  /** JSON data the responder attached to its error (`error.data`). */
+  data?: unknown;
+  /** Present only when the responder was configured to send stacks. */
+  stack?: string;
+}
+
+/** A responder's handler failed; its message, code and data travel back in this error. */
+export class RemoteError extends NexusError {
+  /** The responder's error code (its `code` property), if any. */
+  readonly remoteCode: string | undefined;
+  /** The responder's error name, e.g. `TypeError`. */
+  readonly remoteName: string;
+  /** JSON data the responder attached (`error.data`). */
+  readonly data: unknown;
+  /** The responder's stack, when it sends stacks. */
+  readonly remoteStack: string | undefined;
+
+  constructor(serialized: SerializedError) {
+    super(ErrorCode.remote, serialized.message);
+    this.remoteCode = serialized.code;
+    this.remoteName = serialized.name;
+    this.data = serialized.data;
+    this.remoteStack = serialized.stack;
+  }
+}
+
+/** A handler ran past its timeout: its transaction was rolled back and its signal aborted. */
+export class HandlerTimeoutError extends NexusError {
+  constructor(what: string, timeoutMs: number) {
+    super(ErrorCode.handlerTimeout, `${what} ran past its timeout of ${timeoutMs} ms; its transaction was rolled back.`, { retryable: true });
+  }
+}
+
+/** The caller cancelled a request (its AbortSignal fired, or it stopped reading a stream). */
+export class CancelledError extends NexusError {
+  constructor(what: string, cause?: unknown) {
+    super(ErrorCode.cancelled, `${what} was cancelled by the caller.`, { cause });
   }
 }

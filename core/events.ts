@@ -36,7 +36,7 @@ export interface HandlerContext {
   messageId: string;
   /** The event's headers. */
   headers: EventHeaders;
-  /** Aborted when the handler should give up (the node is stopping past its grace period). */
+  /** Aborted when the handler should give up: its timeout passed, or the node is stopping past its grace period. */
   signal: AbortSignal;
 }
 
@@ -83,4 +83,10 @@ export interface SubscribeOptions {
   visibilityTimeout?: number;
   /** Milliseconds between reads when no NOTIFY arrives (default 2,000). */
   pollInterval?: number;
+  /**
+   * Milliseconds a handler may run. Past it, its `signal` aborts, its transaction is
+   * rolled back (a running statement is cancelled), its client refuses further use, and
+   * the event is retried. Default: no limit.
+   */
+  timeout?: number;
 }

@@ -2,7 +2,7 @@
  * `@nexus-core/core`: PostgreSQL as a message broker. Start with {@link CoreSystem.connect}.
  * @packageDocumentation
  */
-export { CoreSystem, type ConnectOptions, type RegisterNodeOptions } from "./system.js";
+export { CoreSystem, type ConnectOptions, type RegisterNodeOptions, type BroadcastHandler } from "./system.js";
 export { CoreNode, type NodeTimings } from "./node.js";
 export {
   NexusError,
@@ -12,8 +12,14 @@ export {
   ConnectionError,
   DatabaseError,
   ClosedError,
+  RequestTimeoutError,
+  NoResponderError,
+  RemoteError,
+  HandlerTimeoutError,
+  CancelledError,
   ErrorCode,
   type NexusErrorOptions,
+  type SerializedError,
 } from "./errors.js";
 export {
   assertNamespace,
@@ -21,7 +27,9 @@ export {
   assertEventType,
   assertPattern,
   groupQueueName,
+  requestQueueName,
   deadLetterQueueName,
+  isUuid,
 } from "./names.js";
 export { migrate, loadMigrations, defaultMigrationsDir, type Migration, type MigrationReport } from "./migrations.js";
 export { redactConnectionString, type Logger } from "./logger.js";
@@ -31,3 +39,6 @@ export type { HandlerClient } from "./handler-client.js";
 export type { BackoffOptions } from "./backoff.js";
 export { DEFAULT_BACKOFF, backoffDelay } from "./backoff.js";
 export { DEFAULT_MAX_PAYLOAD_BYTES, type EventHeaders } from "./payload.js";
+export type { CoreRequest, RequestHandler } from "./dispatch.js";
+export type { RequestOptions } from "./requester.js";
+export type { RespondOptions } from "./subscriptions.js";

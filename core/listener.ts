@@ -1,19 +1,15 @@
 /**
- * One LISTEN connection per system, on channel `nexus:<namespace>`: emits NOTIFY the
- * name of each queue they fill, and the listener wakes that queue's consumers. The
- * connection is re-established with jittered exponential backoff when it is lost, and
- * every consumer is woken after a reconnect, since notifications sent meanwhile are gone.
+ * One LISTEN connection per system. Channels: `nexus:<namespace>` (queue wake-ups and
+ * broadcasts) and `nexus:n:<node id>` for each node (replies, cancellations, node-queue
+ * wake-ups). The connection is re-established with jittered exponential backoff when it
+ * is lost; it then LISTENs on every channel again and reports the reconnect, since
+ * notifications sent meanwhile are gone.
  */
 import pg from "pg";
 import type { Logger } from "./logger.js";
 
-/** What the listener calls back. */
-export interface ListenerHandlers {
-  /** A notification on the channel; `payload` is the queue name. */
-  onNotification(payload: string): void;
-  /** The connection came back after a loss: anything may have been missed. */
-  onReconnected(): void;
-}
+/** Receives the notifications of one channel. */
+export type NotificationHandler = (payload: string) => void;
 
 const MIN_RETRY_MS = 100;
 const MAX_RETRY_MS = 5_000;
@@ -22,19 +18,18 @@ const MAX_RETRY_MS = 5_000;
 export class NotificationListener {
   readonly #connectionString: string;
   readonly #applicationName: string;
-  readonly #channel: string;
-  readonly #handlers: ListenerHandlers;
+  readonly #onReconnected: () => void;
   readonly #logger: Logger;
+  readonly #channels = new Map<string, NotificationHandler>();
   #client: pg.Client | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #failures = 0;
   #closed = false;
 
-  constructor(connectionString: string, applicationName: string, channel: string, handlers: ListenerHandlers, logger: Logger) {
+  constructor(connectionString: string, applicationName: string, onReconnected: () => void, logger: Logger) {
     this.#connectionString = connectionString;
     this.#applicationName = applicationName;
-    this.#channel = channel;
-    this.#handlers = handlers;
+    this.#onReconnected = onReconnected;
     this.#logger = logger;
   }
 
@@ -43,7 +38,7 @@ export class NotificationListener {
     return this.#client !== undefined;
   }
 
-  /** Connects and listens; on failure keeps retrying in the background and rejects with the first error. */
+  /** Connects; on failure keeps retrying in the background and rejects with the first error. */
   async start(): Promise<void> {
     try {
       await this.#connect();
@@ -51,6 +46,18 @@ export class NotificationListener {
       this.#scheduleRetry();
       throw error;
     }
+  }
+
+  /** Listens on `channel` (now, and again after every reconnect). */
+  async listen(channel: string, handler: NotificationHandler): Promise<void> {
+    this.#channels.set(channel, handler);
+    await this.#client?.query(`listen ${this.#client.escapeIdentifier(channel)}`);
+  }
+
+  /** Stops listening on `channel`. */
+  async unlisten(channel: string): Promise<void> {
+    this.#channels.delete(channel);
+    await this.#client?.query(`unlisten ${this.#client.escapeIdentifier(channel)}`).catch(() => {});
   }
 
   /** Ends the connection and stops retrying. */
@@ -64,14 +71,12 @@ export class NotificationListener {
 
   async #connect(): Promise<void> {
     const client = new pg.Client({ connectionString: this.#connectionString, application_name: this.#applicationName });
-    client.on("notification", (message) => {
-      if (message.channel === this.#channel && message.payload) this.#handlers.onNotification(message.payload);
-    });
+    client.on("notification", (message) => this.#channels.get(message.channel)?.(message.payload ?? ""));
     client.on("error", (error) => this.#lost(client, error));
     client.on("end", () => this.#lost(client, new Error("connection ended")));
     try {
       await client.connect();
-      await client.query(`listen ${client.escapeIdentifier(this.#channel)}`);
+      for (const channel of this.#channels.keys()) await client.query(`listen ${client.escapeIdentifier(channel)}`);
     } catch (error) {
       client.removeAllListeners("end");
       await client.end().catch(() => {});
@@ -85,8 +90,8 @@ export class NotificationListener {
     const wasReconnect = this.#failures > 0;
     this.#failures = 0;
     if (wasReconnect) {
-      this.#logger.info({ channel: this.#channel }, "LISTEN connection re-established");
-      this.#handlers.onReconnected();
+      this.#logger.info("LISTEN connection re-established");
+      this.#onReconnected();
     }
   }
 
@@ -96,7 +101,7 @@ export class NotificationListener {
     client.removeAllListeners("end");
     client.end().catch(() => {});
     if (this.#closed) return;
-    this.#logger.warn({ err: { message: error.message }, channel: this.#channel }, "LISTEN connection lost; reconnecting");
+    this.#logger.warn({ err: { message: error.message } }, "LISTEN connection lost; reconnecting");
     this.#scheduleRetry();
   }
 

@@ -90,6 +90,9 @@ export async function migrate(
 ): Promise<MigrationReport> {
   const migrations = options.migrations ?? (await loadMigrations());
   const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (error: Error): void => void (broken ??= error);
+  client.on("error", onError);
   try {
     await client.query("begin");
     await client.query("select pg_advisory_xact_lock($1::bigint)", [MIGRATION_LOCK_KEY]);
@@ -100,10 +103,11 @@ export async function migrate(
     await client.query("commit");
     return { applied: pending.map((migration) => migration.version), version: migrations.length };
   } catch (error) {
-    await client.query("rollback").catch(() => {});
+    if (!broken) await client.query("rollback").catch(() => {});
     throw error;
   } finally {
-    client.release();
+    client.off("error", onError);
+    client.release(broken);
   }
 }
 

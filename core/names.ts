@@ -65,24 +65,41 @@ function isWellFormed(value: unknown, segmentIsValid: (segment: string) => boole
   );
 }
 
+/** Suffixes that derived queues add to a group's queue name. */
+const DERIVED_SUFFIXES = ["_dlq", "_rq"] as const;
+
 /**
  * The pgmq queue of a (namespace, group). The readable form `namespace__group` is used
- * when it is unambiguous and short enough; otherwise a sanitised prefix and a hash of
- * both names. Readable names always contain `__` and hashed ones never do, so the two
- * forms cannot collide.
+ * when it is unambiguous, short enough and does not end like a derived queue; otherwise a
+ * sanitised prefix and a hash of both names. Readable names always contain `__` and hashed
+ * ones never do, so the two forms cannot collide, and no group's queue is another's
+ * dead-letter or request queue.
  */
 export function groupQueueName(namespace: string, group: string): string {
   assertNamespace(namespace);
   assertGroup(group);
   const plain = /^[a-z0-9]+(_[a-z0-9]+)*$/;
   const readable = `${namespace}__${group}`;
-  if (plain.test(namespace) && plain.test(group) && readable.length <= MAX_QUEUE_BASE_LENGTH) return readable;
+  const looksDerived = DERIVED_SUFFIXES.some((suffix) => readable.endsWith(suffix));
+  if (plain.test(namespace) && plain.test(group) && !looksDerived && readable.length <= MAX_QUEUE_BASE_LENGTH) return readable;
   const hash = createHash("sha256").update(`${namespace}\0${group}`).digest("hex").slice(0, 12);
   const prefix = `${namespace}_${group}`.replace(/[-_]+/g, "_").slice(0, MAX_QUEUE_BASE_LENGTH - hash.length - 2);
   return `${prefix.replace(/_$/, "")}_h${hash}`;
 }
 
+/** The queue on which a group answers requests. */
+export function requestQueueName(namespace: string, group: string): string {
+  return `${groupQueueName(namespace, group)}_rq`;
+}
+
 /** The dead-letter queue that belongs to a group queue. */
 export function deadLetterQueueName(queueName: string): string {
   return `${queueName}_dlq`;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** True for a UUID in its canonical text form (node ids, event ids). */
+export function isUuid(value: unknown): value is string {
+  return typeof value === "string" && UUID.test(value);
 }

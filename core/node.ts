@@ -1,26 +1,34 @@
 /**
- * CoreNode: one registered process (or part of one) in a namespace. It emits events,
- * consumes its groups' queues once started, heartbeats on an unref'd timer, and on each
- * beat marks dead the peers that have gone silent.
+ * CoreNode: one registered process (or part of one) in a namespace. It emits events and
+ * requests, consumes its groups' queues and its own inbox once started, heartbeats on an
+ * unref'd timer, and on each beat marks dead the peers that have gone silent.
  */
+import type { RequestHandler } from "./dispatch.js";
 import { ValidationError } from "./errors.js";
 import type { BatchEvent, EmitOptions, EventHandler, SubscribeOptions } from "./events.js";
+import { NodeInbox } from "./inbox.js";
 import type { Logger } from "./logger.js";
-import { assertEventType } from "./names.js";
+import { assertEventType, assertPattern, isUuid } from "./names.js";
 import { assertHeaders, assertMilliseconds, assertPayload } from "./payload.js";
 import type { EmitRow } from "./queries/emit.js";
 import { markDeadNodes } from "./queries/mark-dead-nodes.js";
 import { stopNode } from "./queries/stop-node.js";
 import { touchNodeHeartbeat } from "./queries/touch-node-heartbeat.js";
 import type { Queryable } from "./queries/queryable.js";
-import { NodeSubscriptions } from "./subscriptions.js";
+import { cleanUpNamespace } from "./queries/clean-up-namespace.js";
+import type { RequestOptions } from "./requester.js";
+import { NodeSubscriptions, type RespondOptions } from "./subscriptions.js";
 import type { CoreSystem } from "./system.js";
 
-/** How often a node heartbeats and how long silence lasts before a node is dead. */
+/** How often a node heartbeats, how long silence lasts before a node is dead, and how long a gone node's queue is kept. */
 export interface NodeTimings {
   heartbeatIntervalMs: number;
   nodeTtlMs: number;
+  nodeQueueGraceMs: number;
 }
+
+/** How long a broadcast payload too large for NOTIFY is kept for its receivers. */
+const BROADCAST_PAYLOAD_TTL_MS = 60_000;
 
 /** What {@link CoreNode}'s constructor needs; nodes are made by {@link CoreSystem.registerNode}. */
 export interface CoreNodeInit {
@@ -48,6 +56,7 @@ export class CoreNode {
   readonly #onStopped: () => void;
   readonly #heartbeatTimer: NodeJS.Timeout;
   readonly #subscriptions: NodeSubscriptions;
+  readonly #inbox: NodeInbox;
   #beating: Promise<void> | undefined;
   #started = false;
   #stopped = false;
@@ -63,7 +72,21 @@ export class CoreNode {
     this.#onStopped = init.onStopped;
     this.#heartbeatTimer = setInterval(() => this.#beat(), init.timings.heartbeatIntervalMs);
     this.#heartbeatTimer.unref();
-    this.#subscriptions = new NodeSubscriptions(init.system.pool, init.system.namespace, this.logger);
+    const { pool, namespace } = init.system;
+    this.#subscriptions = new NodeSubscriptions(
+      pool,
+      namespace,
+      { viaQueue: init.system.repliesViaQueue, sendStacks: init.system.sendErrorStacks, nodeId: init.nodeId, pool },
+      this.logger,
+    );
+    this.#inbox = new NodeInbox({
+      nodeId: init.nodeId,
+      namespace,
+      pool,
+      listener: init.system.listener,
+      logger: this.logger,
+      onCancel: (correlationId) => this.#subscriptions.cancel(correlationId),
+    });
   }
 
   /**
@@ -97,8 +120,74 @@ export class CoreNode {
    * group's queue keeps events while no consumer runs.
    */
   onEvent<TPayload = unknown>(pattern: string, handler: EventHandler<TPayload>, options: SubscribeOptions = {}): Promise<void> {
-    if (this.#stopped) throw new ValidationError("node", `Node ${this.nodeId} is stopped; register a new node to subscribe.`);
-    return this.#subscriptions.add(pattern, handler as EventHandler, options.group ?? this.displayName, options);
+    this.#assertNotStopped("subscribe");
+    return this.#subscriptions.addEvent(pattern, handler as EventHandler, options.group ?? this.displayName, options);
+  }
+
+  /**
+   * Answers requests whose type matches `pattern` in the responder group `options.group`
+   * (default: this node's display name); instances of the group share the requests. The
+   * handler returns the reply (a value or a promise), or an async iterable (a Node stream
+   * included) whose values are sent in order; a throw answers with the error's message,
+   * `code` and `data`. A request whose caller has given up (its timeout passed before it
+   * was read) is not run.
+   */
+  onRequest<TPayload = unknown>(pattern: string, handler: RequestHandler<TPayload>, options: RespondOptions = {}): Promise<void> {
+    this.#assertNotStopped("answer requests");
+    return this.#subscriptions.addRequest(pattern, handler as RequestHandler, options.group ?? this.displayName, options);
+  }
+
+  /**
+   * Sends a request to the group answering `type` and resolves with its reply (for a
+   * streamed reply, the array of its values). Rejects with `RequestTimeoutError` when no
+   * reply comes within `options.timeout` (default 30 s), `NoResponderError` when no group
+   * answers the type, `RemoteError` carrying the responder's message, code and data, or
+   * `CancelledError` when `options.signal` aborts.
+   *
+   * @example
+   * const sum = await node.request("math.sum", { a: 1, b: 2 }, { timeout: 5_000 });
+   */
+  async request<TReply = unknown>(type: string, payload: unknown, options: RequestOptions = {}): Promise<TReply> {
+    this.#validateRequest(type, payload, options);
+    await this.#inbox.open();
+    return (await this.#inbox.requester.request(type, payload, options)) as TReply;
+  }
+
+  /**
+   * Sends a request and yields the values of its reply in order as they arrive (a single
+   * reply yields once). Breaking out of the loop or aborting `options.signal` stops the
+   * responder's stream. `options.timeout` bounds the wait for each value.
+   */
+  async *requestStream<TValue = unknown>(type: string, payload: unknown, options: RequestOptions = {}): AsyncGenerator<TValue, void, undefined> {
+    this.#validateRequest(type, payload, options);
+    await this.#inbox.open();
+    yield* this.#inbox.requester.requestStream(type, payload, options) as AsyncGenerator<TValue, void, undefined>;
+  }
+
+  /**
+   * Sends a direct message to one node's own queue. Messages from this node to one target
+   * are handled there in the order of the calls. Resolves once the message is committed.
+   */
+  async sendTo(nodeId: string, type: string, payload: unknown, options: { headers?: Record<string, string> } = {}): Promise<void> {
+    if (!isUuid(nodeId)) {
+      throw new ValidationError("nodeId", `sendTo needs the target's node id (a UUID); got ${JSON.stringify(nodeId)}.`);
+    }
+    assertEventType(type, "message type");
+    assertPayload(payload, this.system.maxPayloadBytes);
+    assertHeaders(options.headers);
+    try {
+      await this.#inbox.sendTo(nodeId, type, payload, options.headers);
+    } catch (error) {
+      throw this.system.toError(error, `send ${type} to node ${nodeId}`);
+    }
+  }
+
+  /** Handles direct messages (from `sendTo`) whose type matches `pattern`; a throw retries, then dead-letters. */
+  onDirect<TPayload = unknown>(pattern: string, handler: EventHandler<TPayload>): void {
+    this.#assertNotStopped("receive direct messages");
+    assertPattern(pattern);
+    if (typeof handler !== "function") throw new ValidationError("handler", "handler must be a function (message, context) => ...");
+    this.#inbox.onDirect(pattern, handler as EventHandler);
   }
 
   /** Removes the durable subscription of `pattern` for `group` (default: the display name). */
@@ -108,16 +197,30 @@ export class CoreNode {
 
   /** Records the subscriptions and starts consuming. */
   async start(): Promise<void> {
-    if (this.#stopped) throw new ValidationError("node", `Node ${this.nodeId} is stopped; register a new node to start again.`);
+    this.#assertNotStopped("start");
     if (this.#started) return;
     this.#started = true;
+    await this.#inbox.open();
     await this.#subscriptions.start();
     this.logger.info("node started");
   }
 
-  /** @internal Wakes the consumers of `queue` (or all): called on NOTIFY. */
+  /** @internal Wakes the consumers of `queue` (or all, and the inbox): called on NOTIFY and after reconnects. */
   wake(queue?: string): void {
     this.#subscriptions.wake(queue);
+    if (queue === undefined) this.#inbox.wake();
+  }
+
+  #assertNotStopped(action: string): void {
+    if (this.#stopped) throw new ValidationError("node", `Node ${this.nodeId} is stopped and cannot ${action}; register a new node.`);
+  }
+
+  #validateRequest(type: string, payload: unknown, options: RequestOptions): void {
+    this.#assertNotStopped("send requests");
+    assertEventType(type, "request type");
+    assertPayload(payload, this.system.maxPayloadBytes);
+    assertHeaders(options.headers);
+    assertMilliseconds("timeout", options.timeout, 1, 86_400_000);
   }
 
   #emitRow(event: BatchEvent): EmitRow {
@@ -149,6 +252,8 @@ export class CoreNode {
     if (!alive && !this.#stopped) this.logger.warn("heartbeat found this node stopped or unregistered");
     const dead = await markDeadNodes(pool, this.system.namespace, this.#timings.nodeTtlMs);
     if (dead.length > 0) this.logger.info({ deadNodes: dead }, "marked silent nodes dead");
+    const dropped = await cleanUpNamespace(pool, this.system.namespace, this.#timings.nodeQueueGraceMs, BROADCAST_PAYLOAD_TTL_MS);
+    if (dropped > 0) this.logger.info({ queues: dropped }, "dropped the queues of nodes gone for longer than the grace period");
   }
 
   /**
@@ -160,7 +265,9 @@ export class CoreNode {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#heartbeatTimer);
-    await this.#subscriptions.stop(options.graceMs ?? 10_000);
+    const graceMs = options.graceMs ?? 10_000;
+    await this.#subscriptions.stop(graceMs);
+    await this.#inbox.close(graceMs);
     await this.#beating;
     try {
       await stopNode(this.system.pool, this.nodeId);

@@ -1,42 +1,52 @@
 /**
- * A node's subscriptions: handlers grouped by consumer group, one {@link GroupConsumer}
- * per group. Options are per group, and must agree across a group's handlers on a node.
+ * A node's consumers: one per event group, one per request group, and one for the node's
+ * own queue. Options are per group and must agree across a group's handlers on a node.
  */
 import type pg from "pg";
 import { assertBackoff, DEFAULT_BACKOFF } from "./backoff.js";
-import { GroupConsumer, type ConsumerSettings, type Route } from "./consumer.js";
+import { QueueConsumer, type ConsumerSettings, type Dispatcher } from "./consumer.js";
+import { EventDispatcher, patternMatcher, RequestDispatcher, type ReplyOptions, type RequestHandler, type Route } from "./dispatch.js";
 import { ValidationError } from "./errors.js";
 import type { EventHandler, SubscribeOptions } from "./events.js";
 import type { Logger } from "./logger.js";
-import { assertGroup, assertPattern, groupQueueName } from "./names.js";
+import { assertGroup, assertPattern, groupQueueName, requestQueueName } from "./names.js";
 import { assertCount, assertMilliseconds } from "./payload.js";
 import { subscribe } from "./queries/subscribe.js";
+import { subscribeRequests } from "./queries/subscribe-requests.js";
 import { unsubscribe } from "./queries/unsubscribe.js";
 
-interface GroupEntry {
+/** Options of {@link CoreNode.onRequest}. */
+export interface RespondOptions {
+  /** The responder group (default: the node's display name). */
+  group?: string;
+  /** Transactions answering requests at once (default 4). */
+  concurrency?: number;
+  /** Requests read per transaction (default 10); their replies leave when it commits. */
+  prefetch?: number;
+  /** Milliseconds a handler may run; past it, it is rolled back and the caller gets a timeout error. */
+  timeout?: number;
+  /** Milliseconds between reads when no NOTIFY arrives (default 2,000). */
+  pollInterval?: number;
+}
+
+type Kind = "event" | "request";
+
+interface GroupEntry<THandler> {
   settings: ConsumerSettings;
-  routes: Route[];
-  consumer: GroupConsumer;
+  routes: Route<THandler>[];
+  consumer: QueueConsumer;
+  dispatcher: Dispatcher;
 }
 
-/** Compiles a validated pattern as `core.pattern_regex` does: `*` one segment, `**` one or more. */
-export function patternMatcher(pattern: string): (type: string) => boolean {
-  const source = pattern
-    .split(".")
-    .map((segment) => (segment === "**" ? ".+" : segment === "*" ? "[^.]+" : segment.replace(/\$/g, "\\$")))
-    .join("\\.");
-  const regex = new RegExp(`^${source}$`);
-  return (type) => regex.test(type);
-}
-
-/** Applies defaults to, and validates, a group's options. */
-export function consumerSettings(options: SubscribeOptions): ConsumerSettings {
+/** Applies defaults to, and validates, an event group's options. */
+export function eventSettings(options: SubscribeOptions): ConsumerSettings {
   assertCount("concurrency", options.concurrency, 1, 1000);
   assertCount("prefetch", options.prefetch, 1, 1000);
   assertCount("maxAttempts", options.maxAttempts, 1, 1_000_000);
   assertBackoff(options.backoff);
   assertMilliseconds("visibilityTimeout", options.visibilityTimeout, 1_000, 86_400_000);
   assertMilliseconds("pollInterval", options.pollInterval, 10, 3_600_000);
+  assertMilliseconds("timeout", options.timeout, 1, 86_400_000);
   return {
     concurrency: options.concurrency ?? 1,
     prefetch: options.prefetch ?? 10,
@@ -44,67 +54,85 @@ export function consumerSettings(options: SubscribeOptions): ConsumerSettings {
     backoff: options.backoff ?? DEFAULT_BACKOFF,
     visibilityTimeoutMs: options.visibilityTimeout ?? 30_000,
     pollIntervalMs: options.pollInterval ?? 2_000,
+    timeoutMs: options.timeout,
   };
 }
 
-/** The subscriptions of one node. */
+/** Applies defaults to, and validates, a request group's options. */
+export function requestSettings(options: RespondOptions): ConsumerSettings {
+  assertCount("concurrency", options.concurrency, 1, 1000);
+  assertCount("prefetch", options.prefetch, 1, 1000);
+  assertMilliseconds("timeout", options.timeout, 1, 86_400_000);
+  assertMilliseconds("pollInterval", options.pollInterval, 10, 3_600_000);
+  return {
+    concurrency: options.concurrency ?? 4,
+    prefetch: options.prefetch ?? 10,
+    // A request is answered (with its error) on the first failure, never retried.
+    maxAttempts: 1,
+    backoff: DEFAULT_BACKOFF,
+    visibilityTimeoutMs: Math.max(30_000, (options.timeout ?? 0) + 5_000),
+    pollIntervalMs: options.pollInterval ?? 2_000,
+    timeoutMs: options.timeout,
+  };
+}
+
+/** The consumers of one node. */
 export class NodeSubscriptions {
   readonly #pool: pg.Pool;
   readonly #namespace: string;
   readonly #logger: Logger;
-  readonly #groups = new Map<string, GroupEntry>();
+  readonly #replies: ReplyOptions;
+  readonly #events = new Map<string, GroupEntry<EventHandler>>();
+  readonly #requests = new Map<string, GroupEntry<RequestHandler>>();
   #started = false;
 
-  constructor(pool: pg.Pool, namespace: string, logger: Logger) {
+  constructor(pool: pg.Pool, namespace: string, replies: ReplyOptions, logger: Logger) {
     this.#pool = pool;
     this.#namespace = namespace;
+    this.#replies = replies;
     this.#logger = logger;
   }
 
-  /** Adds a handler; once started, its subscription is recorded and its group consumed at once. */
-  async add(pattern: string, handler: EventHandler, group: string, options: SubscribeOptions): Promise<void> {
-    assertPattern(pattern);
-    assertGroup(group);
-    if (typeof handler !== "function") throw new ValidationError("handler", "handler must be a function (event, context) => ...");
-    const settings = consumerSettings(options);
-    const entry = this.#groups.get(group) ?? this.#createGroup(group, settings);
-    if (!sameSettings(entry.settings, settings) && hasExplicitOptions(options)) {
-      throw new ValidationError(
-        "options",
-        `Group ${group} already has other options on this node (${JSON.stringify(entry.settings)}); ` +
-          `give every handler of a group the same options, or use another group.`,
-      );
-    }
-    entry.routes.push({ pattern, matches: patternMatcher(pattern), handler });
-    if (this.#started) {
-      await subscribe(this.#pool, this.#namespace, group, pattern, entry.consumer.queue);
-      entry.consumer.start();
-    }
+  /** Adds an event handler; once started, its subscription is recorded and its group consumed at once. */
+  async addEvent(pattern: string, handler: EventHandler, group: string, options: SubscribeOptions): Promise<void> {
+    const entry = this.#entry("event", pattern, handler, group, eventSettings(options), hasExplicitOptions(options));
+    if (this.#started) await this.#record("event", group, pattern, entry);
   }
 
-  /** Removes a pattern's handlers of a group here and its durable subscription; the queue keeps its messages. */
+  /** Adds a request handler; once started, its subscription is recorded and its group consumed at once. */
+  async addRequest(pattern: string, handler: RequestHandler, group: string, options: RespondOptions): Promise<void> {
+    const entry = this.#entry("request", pattern, handler, group, requestSettings(options), hasExplicitOptions(options));
+    if (this.#started) await this.#record("request", group, pattern, entry);
+  }
+
+  /** Removes a pattern's event handlers of a group here and its durable subscription; the queue keeps its messages. */
   async remove(pattern: string, group: string): Promise<boolean> {
     assertPattern(pattern);
     assertGroup(group);
-    const entry = this.#groups.get(group);
+    const entry = this.#events.get(group);
     if (entry) entry.routes = entry.routes.filter((route) => route.pattern !== pattern);
     return unsubscribe(this.#pool, this.#namespace, group, pattern);
   }
 
-  /** Records every subscription, then starts every group's consumer. */
+  /** A requester cancelled request `correlationId`: stop its stream if it runs here. */
+  cancel(correlationId: string): void {
+    for (const entry of this.#requests.values()) (entry.dispatcher as RequestDispatcher).cancel(correlationId);
+  }
+
+  /** Records every subscription, then starts every consumer. */
   async start(): Promise<void> {
     this.#started = true;
-    for (const [group, entry] of this.#groups) {
-      for (const pattern of new Set(entry.routes.map((route) => route.pattern))) {
-        await subscribe(this.#pool, this.#namespace, group, pattern, entry.consumer.queue);
-      }
+    for (const [group, entry] of this.#events) {
+      for (const pattern of patternsOf(entry)) await this.#record("event", group, pattern, entry);
     }
-    for (const entry of this.#groups.values()) entry.consumer.start();
+    for (const [group, entry] of this.#requests) {
+      for (const pattern of patternsOf(entry)) await this.#record("request", group, pattern, entry);
+    }
   }
 
   /** Wakes the consumers of `queue` (a NOTIFY named it), or all of them. */
   wake(queue?: string): void {
-    for (const entry of this.#groups.values()) {
+    for (const entry of [...this.#events.values(), ...this.#requests.values()]) {
       if (queue === undefined || entry.consumer.queue === queue) entry.consumer.wake();
     }
   }
@@ -112,31 +140,59 @@ export class NodeSubscriptions {
   /** Stops every consumer gracefully. */
   async stop(graceMs: number): Promise<void> {
     this.#started = false;
-    await Promise.all([...this.#groups.values()].map((entry) => entry.consumer.stop(graceMs)));
+    const entries = [...this.#events.values(), ...this.#requests.values()];
+    await Promise.all(entries.map((entry) => entry.consumer.stop(graceMs)));
   }
 
-  #createGroup(group: string, settings: ConsumerSettings): GroupEntry {
-    const entry: GroupEntry = {
+  async #record<THandler>(kind: Kind, group: string, pattern: string, entry: GroupEntry<THandler>): Promise<void> {
+    if (kind === "event") await subscribe(this.#pool, this.#namespace, group, pattern, entry.consumer.queue);
+    else await subscribeRequests(this.#pool, this.#namespace, group, pattern, entry.consumer.queue);
+    entry.consumer.start();
+  }
+
+  #entry<THandler>(kind: Kind, pattern: string, handler: THandler, group: string, settings: ConsumerSettings, explicit: boolean): GroupEntry<THandler> {
+    assertPattern(pattern);
+    assertGroup(group);
+    if (typeof handler !== "function") throw new ValidationError("handler", "handler must be a function (message, context) => ...");
+    const groups = (kind === "event" ? this.#events : this.#requests) as Map<string, GroupEntry<THandler>>;
+    let entry = groups.get(group);
+    if (!entry) {
+      entry = this.#createEntry<THandler>(kind, group, settings);
+      groups.set(group, entry);
+    } else if (explicit && JSON.stringify(entry.settings) !== JSON.stringify(settings)) {
+      throw new ValidationError(
+        "options",
+        `Group ${group} already has other ${kind} options on this node (${JSON.stringify(entry.settings)}); ` +
+          `give every handler of a group the same options, or use another group.`,
+      );
+    }
+    entry.routes.push({ pattern, matches: patternMatcher(pattern), handler });
+    return entry;
+  }
+
+  #createEntry<THandler>(kind: Kind, group: string, settings: ConsumerSettings): GroupEntry<THandler> {
+    const routes: Route<THandler>[] = [];
+    const entry = { settings, routes } as GroupEntry<THandler>;
+    entry.dispatcher =
+      kind === "event"
+        ? new EventDispatcher(`group ${group}`, () => entry.routes as unknown as Route<EventHandler>[])
+        : new RequestDispatcher(group, () => entry.routes as unknown as Route<RequestHandler>[], this.#replies);
+    entry.consumer = new QueueConsumer({
+      pool: this.#pool,
+      name: `${kind} group ${group}`,
+      queue: kind === "event" ? groupQueueName(this.#namespace, group) : requestQueueName(this.#namespace, group),
       settings,
-      routes: [],
-      consumer: new GroupConsumer({
-        pool: this.#pool,
-        group,
-        queue: groupQueueName(this.#namespace, group),
-        settings,
-        routes: () => entry.routes,
-        logger: this.#logger,
-      }),
-    };
-    this.#groups.set(group, entry);
+      dispatcher: entry.dispatcher,
+      logger: this.#logger,
+    });
     return entry;
   }
 }
 
-function hasExplicitOptions(options: SubscribeOptions): boolean {
-  return Object.entries(options).some(([key, value]) => key !== "group" && value !== undefined);
+function patternsOf(entry: GroupEntry<unknown>): Set<string> {
+  return new Set(entry.routes.map((route) => route.pattern));
 }
 
-function sameSettings(a: ConsumerSettings, b: ConsumerSettings): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+function hasExplicitOptions(options: object): boolean {
+  return Object.entries(options).some(([key, value]) => key !== "group" && value !== undefined);
 }

@@ -12,7 +12,8 @@ import { migrate } from "./migrations.js";
 import { assertNamespace } from "./names.js";
 import { NotificationListener } from "./listener.js";
 import { CoreNode, type NodeTimings } from "./node.js";
-import { assertEventType, assertGroup, groupQueueName } from "./names.js";
+import { assertEventType, assertGroup, groupQueueName, isUuid } from "./names.js";
+import { broadcast, fetchBroadcastPayload } from "./queries/broadcast.js";
 import { assertHeaders, assertMilliseconds, assertPayload, DEFAULT_MAX_PAYLOAD_BYTES } from "./payload.js";
 import { Publisher } from "./publisher.js";
 import { dropGroup } from "./queries/drop-group.js";
@@ -47,7 +48,20 @@ export interface ConnectOptions {
   maxPayloadBytes?: number;
   /** Milliseconds during which a repeated idempotency key publishes nothing (default 24 h). */
   idempotencyWindowMs?: number;
+  /**
+   * How replies travel: `notify` (default) sends small replies as NOTIFY payloads, the
+   * fast path; `queue` sends every reply through the requester's queue, for namespaces
+   * isolated from other roles (any role of the database can LISTEN).
+   */
+  replies?: "notify" | "queue";
+  /** Send responder stacks with error replies (default false: message, code and data only). */
+  sendErrorStacks?: boolean;
+  /** Milliseconds after a node stops or dies before its own queue is dropped (default 10 minutes). */
+  nodeQueueGraceMs?: number;
 }
+
+/** Receives a broadcast: its payload and the node that sent it. */
+export type BroadcastHandler = (payload: unknown, meta: { channel: string; sourceNode: string | null }) => void;
 
 /** Options of {@link CoreSystem.registerNode}. */
 export interface RegisterNodeOptions {
@@ -60,7 +74,6 @@ export interface RegisterNodeOptions {
 }
 
 const DEFAULT_APPLICATION_NAME = "nexus-core";
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A connection to one namespace of a Nexus Core database. Create it with {@link CoreSystem.connect}. */
 export class CoreSystem {
@@ -74,9 +87,15 @@ export class CoreSystem {
   readonly #timings: NodeTimings;
   /** Largest serialised payload of an event, in bytes. */
   readonly maxPayloadBytes: number;
+  /** True when every reply goes through queues (option `replies: 'queue'`). */
+  readonly repliesViaQueue: boolean;
+  /** True when error replies carry the responder's stack. */
+  readonly sendErrorStacks: boolean;
+  /** @internal The system's LISTEN connection, shared by its nodes. */
+  readonly listener: NotificationListener;
   readonly #nodes = new Set<CoreNode>();
   readonly #publisher: Publisher;
-  readonly #listener: NotificationListener;
+  readonly #broadcastHandlers = new Map<string, Set<BroadcastHandler>>();
   #closed = false;
 
   private constructor(options: ConnectOptions, pool: pg.Pool, logger: Logger, timings: NodeTimings) {
@@ -84,17 +103,15 @@ export class CoreSystem {
     this.pool = pool;
     this.logger = logger;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.repliesViaQueue = options.replies === "queue";
+    this.sendErrorStacks = options.sendErrorStacks === true;
     this.#connectionString = options.connectionString;
     this.#timings = timings;
     this.#publisher = new Publisher(pool, this.namespace, options.idempotencyWindowMs ?? 86_400_000, (error) => this.toError(error, "emit"));
-    this.#listener = new NotificationListener(
+    this.listener = new NotificationListener(
       options.listenConnectionString ?? options.connectionString,
       `${options.applicationName ?? DEFAULT_APPLICATION_NAME}-listen`,
-      `nexus:${this.namespace}`,
-      {
-        onNotification: (queue) => this.#nodes.forEach((node) => node.wake(queue)),
-        onReconnected: () => this.#nodes.forEach((node) => node.wake()),
-      },
+      () => this.#nodes.forEach((node) => node.wake()),
       logger,
     );
   }
@@ -121,7 +138,8 @@ export class CoreSystem {
     }
     const system = new CoreSystem(options, pool, logger, timingsOf(options));
     try {
-      await system.#listener.start();
+      await system.listener.listen(`nexus:${system.namespace}`, (payload) => system.#onNamespaceNotification(payload));
+      await system.listener.start();
     } catch (error) {
       await system.close();
       throw toNexusError(error, "listen for notifications", options.listenConnectionString ?? options.connectionString);
@@ -166,6 +184,54 @@ export class CoreSystem {
     } catch (error) {
       throw this.toError(error, `drop group ${group}`);
     }
+  }
+
+  /**
+   * Sends `payload` to every live node of the namespace listening on `channel` (see
+   * {@link onBroadcast}). Not durable: a node that is down misses it. Payloads too large
+   * for NOTIFY go through a table transparently.
+   */
+  async broadcast(channel: string, payload: unknown, options: { sourceNode?: string } = {}): Promise<void> {
+    this.#assertOpen();
+    assertEventType(channel, "broadcast channel");
+    assertPayload(payload, this.maxPayloadBytes);
+    try {
+      await broadcast(this.pool, this.namespace, channel, payload, options.sourceNode ?? null);
+    } catch (error) {
+      throw this.toError(error, `broadcast on ${channel}`);
+    }
+  }
+
+  /** Calls `handler` for every broadcast on `channel` in this namespace; returns a function that stops it. */
+  onBroadcast(channel: string, handler: BroadcastHandler): () => void {
+    assertEventType(channel, "broadcast channel");
+    const handlers = this.#broadcastHandlers.get(channel) ?? new Set<BroadcastHandler>();
+    this.#broadcastHandlers.set(channel, handlers.add(handler));
+    return () => void handlers.delete(handler);
+  }
+
+  /** The namespace channel carries queue names (wake-ups) and broadcasts (JSON objects). */
+  #onNamespaceNotification(payload: string): void {
+    if (!payload.startsWith("{")) {
+      this.#nodes.forEach((node) => node.wake(payload));
+      return;
+    }
+    const message = JSON.parse(payload) as { b: string; p?: unknown; r?: number; s: string | null };
+    const handlers = this.#broadcastHandlers.get(message.b);
+    if (!handlers?.size) return;
+    const deliver = (value: unknown): void => {
+      for (const handler of handlers) {
+        try {
+          handler(value, { channel: message.b, sourceNode: message.s });
+        } catch (error) {
+          this.logger.error({ err: error, channel: message.b }, "a broadcast handler threw");
+        }
+      }
+    };
+    if (message.r === undefined) return deliver(message.p);
+    fetchBroadcastPayload(this.pool, message.r).then(deliver, (error: unknown) =>
+      this.logger.warn({ err: { message: (error as Error).message }, channel: message.b }, "could not fetch a large broadcast payload"),
+    );
   }
 
   /** @internal Publishes validated rows (used by nodes). */
@@ -215,7 +281,7 @@ export class CoreSystem {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.allSettled([...this.#nodes].map((node) => node.stop()));
-    await this.#listener.close();
+    await this.listener.close();
     await this.pool.end();
     this.logger.info("closed");
   }
@@ -227,7 +293,11 @@ export class CoreSystem {
 
 function timingsOf(options: ConnectOptions): NodeTimings {
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5_000;
-  return { heartbeatIntervalMs, nodeTtlMs: options.nodeTtlMs ?? Math.max(30_000, heartbeatIntervalMs * 3) };
+  return {
+    heartbeatIntervalMs,
+    nodeTtlMs: options.nodeTtlMs ?? Math.max(30_000, heartbeatIntervalMs * 3),
+    nodeQueueGraceMs: options.nodeQueueGraceMs ?? 600_000,
+  };
 }
 
 function validateConnectOptions(options: ConnectOptions): void {
@@ -245,6 +315,10 @@ function validateConnectOptions(options: ConnectOptions): void {
   assertPositiveMs("nodeTtlMs", options.nodeTtlMs);
   assertPositiveMs("maxPayloadBytes", options.maxPayloadBytes);
   assertPositiveMs("idempotencyWindowMs", options.idempotencyWindowMs);
+  assertPositiveMs("nodeQueueGraceMs", options.nodeQueueGraceMs);
+  if (options.replies !== undefined && options.replies !== "notify" && options.replies !== "queue") {
+    throw new ValidationError("replies", `replies must be 'notify' or 'queue'; got ${JSON.stringify(options.replies)}.`);
+  }
   if (options.heartbeatIntervalMs !== undefined && options.nodeTtlMs !== undefined && options.nodeTtlMs < 2 * options.heartbeatIntervalMs) {
     throw new ValidationError("nodeTtlMs", "nodeTtlMs must be at least twice heartbeatIntervalMs, or live nodes would be marked dead.");
   }
@@ -261,7 +335,7 @@ function validateNodeOptions(options: RegisterNodeOptions, nodeId: string): void
   if (typeof displayName !== "string" || displayName.length < 1 || displayName.length > 200) {
     throw new ValidationError("displayName", "displayName must be a string of 1-200 characters.");
   }
-  if (!UUID.test(nodeId)) {
+  if (!isUuid(nodeId)) {
     throw new ValidationError("nodeId", `nodeId ${JSON.stringify(nodeId)} is not a UUID (CORE_NODE_ID must be one too).`);
   }
   if (metadata !== undefined && (metadata === null || typeof metadata !== "object" || Array.isArray(metadata))) {

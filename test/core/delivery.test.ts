@@ -328,7 +328,7 @@ describe("input checks", () => {
     await expect(producer.emit("ok.type", {}, { headers: { n: 1 as unknown as string } })).rejects.toThrow(/header values must be strings/);
     await expect(producer.emit("ok.type", {}, { delay: -5 })).rejects.toThrow(/delay must be a whole number of milliseconds/);
     await producer.onEvent("a.*", () => {}, { group: "g", maxAttempts: 3 });
-    await expect(producer.onEvent("b.*", () => {}, { group: "g", maxAttempts: 4 })).rejects.toThrow(/Group g already has other options/);
+    await expect(producer.onEvent("b.*", () => {}, { group: "g", maxAttempts: 4 })).rejects.toThrow(/Group g already has other event options/);
     await expect(producer.onEvent("c.*", () => {}, { group: "g", concurrency: 0 })).rejects.toThrow(/concurrency must be a whole number from 1/);
     expect(await logRows(system.namespace)).toBe(0);
   });

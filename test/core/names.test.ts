@@ -76,12 +76,15 @@ describe("group queue names", () => {
       ["a".repeat(40), "b".repeat(40)],
       ["x-y", "z-w"],
       ["x_y", "z-w"],
+      ["shop", "billing_dlq"],
+      ["shop", "billing_rq"],
     ];
     const readable: [string, string][] = [
       ["a_b", "c"],
       ["a", "b_c"],
     ];
     const pairs = [...hashed, ...readable];
+    expect(groupQueueName("shop", "billing_dlq")).not.toBe(deadLetterQueueName(groupQueueName("shop", "billing")));
     const names = pairs.map(([namespace, group]) => groupQueueName(namespace, group));
     expect(new Set(names).size).toBe(pairs.length);
     for (const [index, name] of names.entries()) {
