@@ -5,7 +5,8 @@
  *      timeout; read_ct counts the attempt even if this process then dies);
  *   2. open a transaction and lock those messages (FOR UPDATE, by id and read count), so
  *      no other consumer runs them while this transaction lives, however long the
- *      handler takes (pgmq.read skips locked rows);
+ *      handler takes (pgmq.read skips locked rows); with `readInTransaction`, steps 1 and
+ *      2 are one read inside the transaction;
  *   3. hand each message to the dispatcher (events, requests, direct messages), its
  *      handler behind its own savepoint and, if set, a timeout;
  *   4. in the same transaction, run the dispatcher's follow-up (a reply), delete the
@@ -21,6 +22,7 @@ import { isConnectionFailure } from "./database.js";
 import { HandlerTimeoutError } from "./errors.js";
 import { SavepointClient, type HandlerClient } from "./handler-client.js";
 import type { Logger } from "./logger.js";
+import type { ConsumerObserver } from "./metrics.js";
 import { jitteredBackoff } from "./listener.js";
 import { ackMessages } from "./queries/ack-messages.js";
 import { failMessage, type RecordedError } from "./queries/fail-message.js";
@@ -38,6 +40,13 @@ export interface ConsumerSettings {
   pollIntervalMs: number;
   /** Milliseconds a handler may run before it is aborted and rolled back; undefined: no limit. */
   timeoutMs: number | undefined;
+  /**
+   * Read inside the batch transaction (one phase) instead of in a commit of its own. Saves
+   * a round trip and a lock step, but a process that dies mid-batch rolls the read back:
+   * the message is visible again at once and its attempt is not counted. Requests use it
+   * (their deadline bounds re-runs); events do not (a poison event must reach maxAttempts).
+   */
+  readInTransaction: boolean;
 }
 
 /** What a dispatcher gets for one message. */
@@ -68,6 +77,8 @@ export interface ConsumerInit {
   settings: ConsumerSettings;
   dispatcher: Dispatcher;
   logger: Logger;
+  /** Metrics hooks: handler outcomes and durations, dead letters (core/metrics.ts). */
+  observer?: ConsumerObserver | undefined;
 }
 
 /** Milliseconds a cancelled statement gets to return before its connection is discarded. */
@@ -83,6 +94,7 @@ export class QueueConsumer {
   readonly #pool: pg.Pool;
   readonly #dispatcher: Dispatcher;
   readonly #logger: Logger;
+  readonly #observer: ConsumerObserver | undefined;
   readonly #lanes: Promise<void>[] = [];
   readonly #inFlight = new Set<AbortController>();
   /** Lanes waiting for work, woken one at a time. */
@@ -99,6 +111,7 @@ export class QueueConsumer {
     this.#pool = init.pool;
     this.#dispatcher = init.dispatcher;
     this.#logger = init.logger.child({ consumer: init.name, queue: init.queue });
+    this.#observer = init.observer;
   }
 
   /** Starts the lanes. */
@@ -132,7 +145,10 @@ export class QueueConsumer {
     if (!this.#running) return;
     this.#running = false;
     this.#wakeAll();
-    const grace = setTimeout(() => this.#inFlight.forEach((controller) => controller.abort(new Error("consumer stopping"))), graceMs);
+    const grace = setTimeout(() => {
+      const reason = new HandlerTimeoutError(`The handler of ${this.name} (stopping, past the grace period)`, graceMs);
+      this.#inFlight.forEach((controller) => controller.abort(reason));
+    }, graceMs);
     grace.unref();
     await Promise.all(this.#lanes.splice(0));
     clearTimeout(grace);
@@ -143,21 +159,33 @@ export class QueueConsumer {
     while (this.#running) {
       const generation = this.#wakeGeneration;
       try {
-        const messages = await readMessages(this.#pool, this.queue, this.#visibilitySeconds(), this.settings.prefetch);
+        const taken = this.settings.readInTransaction ? await this.#handleBatch((client) => this.#read(client)) : await this.#readThenHandle();
         failures = 0;
-        if (messages.length === 0) {
-          await this.#sleep(generation, this.settings.pollIntervalMs);
-          continue;
-        }
-        if (messages.length === this.settings.prefetch) this.wake();
-        await this.#handleBatch(messages);
+        if (taken === 0) await this.#sleep(generation, this.settings.pollIntervalMs);
       } catch (error) {
         failures += 1;
         const retryInMs = jitteredBackoff(failures);
-        this.#logger.warn({ err: describe(error), retryInMs }, "consumer lane failed; retrying");
+        this.#logger.warn({ error: describe(error), retryInMs }, "consumer lane failed; retrying");
         await this.#sleep(undefined, retryInMs);
       }
     }
+  }
+
+  /** Two-phase: the read commits on its own (so the attempt counts even if this process dies), then the batch locks what it read. */
+  async #readThenHandle(): Promise<number> {
+    const messages = await this.#read(this.#pool);
+    if (messages.length === 0) return 0;
+    return this.#handleBatch(async (client) => {
+      const locked = await lockMessages(client, this.queue, messages);
+      return messages.filter((message) => locked.has(message.msgId));
+    });
+  }
+
+  /** Reads a batch; a full batch wakes another lane, since more may be waiting. */
+  async #read(db: pg.Pool | pg.PoolClient): Promise<QueueMessage[]> {
+    const messages = await readMessages(db, this.queue, this.#visibilitySeconds(), this.settings.prefetch);
+    if (messages.length === this.settings.prefetch) this.wake();
+    return messages;
   }
 
   #visibilitySeconds(): number {
@@ -179,7 +207,8 @@ export class QueueConsumer {
     });
   }
 
-  async #handleBatch(messages: QueueMessage[]): Promise<void> {
+  /** Runs one batch transaction over the messages `take` claims in it; returns how many it took. */
+  async #handleBatch(take: (client: pg.PoolClient) => Promise<QueueMessage[]>): Promise<number> {
     const client = await this.#pool.connect();
     // pg-pool listens for errors only on idle clients: without this listener a backend
     // that dies while the batch holds its client would be an uncaught exception.
@@ -188,16 +217,17 @@ export class QueueConsumer {
     client.on("error", onError);
     try {
       await client.query("begin");
-      const locked = await lockMessages(client, this.queue, messages);
+      const messages = await take(client);
       const settled: string[] = [];
       const unstarted: string[] = [];
       for (const message of messages) {
-        if (!locked.has(message.msgId)) continue;
         if (!this.#running) {
           unstarted.push(message.msgId);
           continue;
         }
+        const startedAt = performance.now();
         const delivery = await this.#deliver(client, message);
+        this.#observer?.delivered(delivery.ok, performance.now() - startedAt);
         const followUp = delivery.ok ? delivery.followUp : this.#dispatcher.failed?.(message, delivery.error);
         if (delivery.ok || followUp) {
           await followUp?.(client);
@@ -209,6 +239,7 @@ export class QueueConsumer {
       if (settled.length > 0) await ackMessages(client, this.queue, settled);
       if (unstarted.length > 0) await releaseMessages(client, this.queue, unstarted);
       await client.query("commit");
+      return messages.length;
     } catch (error) {
       if (broken === undefined && (isConnectionFailure(error) || error instanceof PoisonedConnectionError)) broken = error as Error;
       if (broken === undefined) await client.query("rollback").catch(() => {});
@@ -226,7 +257,7 @@ export class QueueConsumer {
     const controller = new AbortController();
     this.#inFlight.add(controller);
     try {
-      const followUp = await this.#withTimeout(this.#dispatcher.deliver(message, { transaction, signal: controller.signal }));
+      const followUp = await this.#bounded(this.#dispatcher.deliver(message, { transaction, signal: controller.signal }), controller.signal);
       try {
         await transaction.finish(true);
       } catch (error) {
@@ -244,19 +275,30 @@ export class QueueConsumer {
     }
   }
 
-  #withTimeout<T>(work: Promise<T>): Promise<T> {
+  /**
+   * The handler's work, given up with a HandlerTimeoutError when its timeout passes or when
+   * `signal` aborts (a stop past its grace period): either way the handler is abandoned.
+   */
+  #bounded<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
     const timeoutMs = this.settings.timeoutMs;
-    if (timeoutMs === undefined) return work;
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new HandlerTimeoutError(`The handler of ${this.name}`, timeoutMs)), timeoutMs);
+    let onAbort: (() => void) | undefined;
+    const abandoned = new Promise<never>((_resolve, reject) => {
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => reject(new HandlerTimeoutError(`The handler of ${this.name}`, timeoutMs)), timeoutMs);
+      }
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
     });
     work.catch(() => {}); // an abandoned handler may still reject later
-    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([work, abandoned]).finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort!);
+    });
   }
 
   /**
-   * A handler ran past its timeout: abort its signal, refuse its client, and stop its
+   * A handler ran past its timeout (or a stop's grace): abort its signal, refuse its client, and stop its
    * running statement (pg_cancel_backend) so its savepoint can be rolled back. A statement
    * that will not stop poisons the connection: the whole batch is rolled back instead.
    */
@@ -279,7 +321,8 @@ export class QueueConsumer {
       retryDelaySeconds,
       error: recordError(error),
     });
-    const log = { msgId: message.msgId, attempt: message.readCount, err: describe(error) };
+    const log = { msgId: message.msgId, attempt: message.readCount, error: describe(error) };
+    if (outcome === "dead") this.#observer?.deadLettered();
     if (outcome === "dead") this.#logger.error(log, "handler failed on its last attempt; message dead-lettered");
     else this.#logger.warn({ ...log, retryInSeconds: retryDelaySeconds }, "handler failed; message will be retried");
   }

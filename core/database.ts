@@ -28,8 +28,12 @@ export interface PoolOptions {
   connectionTimeoutMs?: number;
 }
 
-/** Creates a pool whose background errors (a server restart, a terminated idle client) are logged, not thrown. */
-export function createPool(connectionString: string, options: PoolOptions, logger: Logger, applicationName: string): pg.Pool {
+/**
+ * Creates a pool whose background errors (a server restart, a terminated idle client) are
+ * logged, not thrown. With `preparedStatements: false`, statements go unnamed (a pooler
+ * in transaction mode older than PgBouncer 1.21 cannot route named prepared statements).
+ */
+export function createPool(connectionString: string, options: PoolOptions, logger: Logger, applicationName: string, preparedStatements = true): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 10,
@@ -37,11 +41,19 @@ export function createPool(connectionString: string, options: PoolOptions, logge
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 10_000,
     application_name: applicationName,
   });
+  if (!preparedStatements) pool.on("connect", unnameStatements);
   const password = passwordOf(connectionString);
   pool.on("error", (error) => {
-    logger.warn({ err: { message: scrubSecret(error.message, password), code: (error as { code?: string }).code } }, "idle database connection lost");
+    logger.warn({ error: { message: scrubSecret(error.message, password), code: (error as { code?: string }).code } }, "idle database connection lost");
   });
   return pool;
+}
+
+/** Makes a client send every statement unnamed (see {@link createPool}). */
+function unnameStatements(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as { query: (...args: unknown[]) => unknown }).query = (config: unknown, ...rest: unknown[]) =>
+    query(config !== null && typeof config === "object" && "name" in config ? { ...config, name: undefined } : config, ...rest);
 }
 
 /** The password inside a connection string, if any (for scrubbing it from messages). */

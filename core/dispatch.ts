@@ -8,6 +8,7 @@ import { HandlerTimeoutError, type SerializedError } from "./errors.js";
 import type { CoreEvent, EventHandler, HandlerContext } from "./events.js";
 import type { EventEnvelope, NodeEnvelope, ReplyEnvelope, RequestEnvelope } from "./messages.js";
 import type { QueueMessage } from "./queries/read-messages.js";
+import { claimRequest } from "./queries/claim-request.js";
 import { sendToNode } from "./queries/send-to-node.js";
 import type { Queryable } from "./queries/queryable.js";
 
@@ -113,10 +114,12 @@ export class RequestDispatcher implements Dispatcher {
 
   async deliver(message: QueueMessage, scope: DeliveryScope): Promise<FollowUp | void> {
     const request = message.message as RequestEnvelope;
-    // Judged on the database's clock: enqueued_at and the read time.
-    if (message.readAt.getTime() > message.enqueuedAt.getTime() + request.timeoutMs) return;
-    // A non-durable request is run at most once: a second delivery means the first died.
-    if (!request.durable && message.readCount > 1) return;
+    // Judged on the database's clock (the read time plus what has elapsed here since), so
+    // that a request waiting behind slower ones of its batch is not started late either.
+    const databaseNow = message.readAt.getTime() + (performance.now() - message.receivedAt);
+    if (databaseNow > message.enqueuedAt.getTime() + request.timeoutMs) return;
+    // A non-durable request runs at most once: it is claimed first, on its own commit.
+    if (!request.durable && !(await claimRequest(this.replies.pool, request.id))) return;
     const route = this.routes().find((candidate) => candidate.matches(request.type));
     if (!route) {
       return this.#reply(request, {

@@ -19,6 +19,7 @@ export const ErrorCode = {
   remote: "ERR_NEXUS_REMOTE",
   handlerTimeout: "ERR_NEXUS_HANDLER_TIMEOUT",
   cancelled: "ERR_NEXUS_CANCELLED",
+  unknownGroup: "ERR_NEXUS_UNKNOWN_GROUP",
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -172,5 +173,21 @@ export class HandlerTimeoutError extends NexusError {
 export class CancelledError extends NexusError {
   constructor(what: string, cause?: unknown) {
     super(ErrorCode.cancelled, `${what} was cancelled by the caller.`, { cause });
+  }
+}
+
+/** A consumer group has no queue in the namespace: never subscribed there, or dropped. */
+export class UnknownGroupError extends NexusError {
+  /** The group asked for. */
+  readonly group: string;
+
+  constructor(group: string, namespace: string, cause?: unknown) {
+    super(
+      ErrorCode.unknownGroup,
+      `Group ${group} has no queue in namespace ${namespace}: subscribe it first (node.onEvent(pattern, handler, { group: "${group}" }) ` +
+        `and node.start()), or it was removed with dropGroup.`,
+      { cause },
+    );
+    this.group = group;
   }
 }

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { QueueConsumer } from "./consumer.js";
+import { ClosedError } from "./errors.js";
 import { EventDispatcher, NodeQueueDispatcher, patternMatcher, type Route } from "./dispatch.js";
 import type { EventHandler } from "./events.js";
 import type { NotificationListener } from "./listener.js";
@@ -49,7 +50,7 @@ export class NodeInbox {
       send: async (envelope: RequestEnvelope) => (await sendRequest(init.pool, init.namespace, envelope.type, envelope)) !== null,
       cancel: (responder, correlationId) => {
         sendToNode(init.pool, responder, { kind: "cancel", c: correlationId }, false).catch((error: unknown) =>
-          init.logger.warn({ err: { message: (error as Error).message }, correlationId }, "could not cancel a stream"),
+          init.logger.warn({ error: { message: (error as Error).message }, correlationId }, "could not cancel a stream"),
         );
       },
     });
@@ -66,6 +67,7 @@ export class NodeInbox {
         visibilityTimeoutMs: 30_000,
         pollIntervalMs: 2_000,
         timeoutMs: undefined,
+        readInTransaction: false,
       },
       dispatcher: new NodeQueueDispatcher(
         (reply) => this.requester.receive(reply),
@@ -119,7 +121,7 @@ export class NodeInbox {
 
   /** Stops reading the queue and listening on the channel. */
   async close(graceMs: number): Promise<void> {
-    this.requester.failAll(new Error("The node stopped before its request was answered."));
+    this.requester.failAll(new ClosedError(`Node ${this.#init.nodeId} (it stopped before its request was answered)`));
     await this.#consumer.stop(graceMs);
     await this.#init.listener.unlisten(`nexus:n:${this.#init.nodeId}`);
   }

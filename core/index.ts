@@ -17,6 +17,7 @@ export {
   RemoteError,
   HandlerTimeoutError,
   CancelledError,
+  UnknownGroupError,
   ErrorCode,
   type NexusErrorOptions,
   type SerializedError,
@@ -42,3 +43,25 @@ export { DEFAULT_MAX_PAYLOAD_BYTES, type EventHeaders } from "./payload.js";
 export type { CoreRequest, RequestHandler } from "./dispatch.js";
 export type { RequestOptions } from "./requester.js";
 export type { RespondOptions } from "./subscriptions.js";
+export { DEFAULT_EVENT_LOG_SETTINGS, type EventLogOptions, type EventLogSettings, type EventLogMaintenanceReport } from "./event-log.js";
+export { REPLAY_HEADER, type ReplayOptions, type ReplayResult, type ReplayTime } from "./replay.js";
+export type { ScheduleTaskOptions, ScheduledTask, ScheduledTaskStatus, TaskFire, SchedulerOptions } from "./scheduler.js";
+export { assertTaskName, parseCronExpression, type CronExpression } from "./cron.js";
+export type {
+  DeadLetters,
+  DeadLetter,
+  DeadLetterSummary,
+  DeadLetterError,
+  DeadLetterPage,
+  DeadLetterListOptions,
+  DeadLetterFilter,
+} from "./dead-letters.js";
+export type {
+  MetricsOptions,
+  MetricsSnapshot,
+  GroupMetrics,
+  NodeMetrics,
+  DurationHistogram,
+  TopQueries,
+  TopQuery,
+} from "./metrics.js";

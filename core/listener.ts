@@ -22,6 +22,8 @@ export class NotificationListener {
   readonly #logger: Logger;
   readonly #channels = new Map<string, NotificationHandler>();
   #client: pg.Client | undefined;
+  /** LISTEN and UNLISTEN go one at a time: pg refuses overlapping queries on one client. */
+  #commands: Promise<unknown> = Promise.resolve();
   #retryTimer: NodeJS.Timeout | undefined;
   #failures = 0;
   #closed = false;
@@ -51,13 +53,23 @@ export class NotificationListener {
   /** Listens on `channel` (now, and again after every reconnect). */
   async listen(channel: string, handler: NotificationHandler): Promise<void> {
     this.#channels.set(channel, handler);
-    await this.#client?.query(`listen ${this.#client.escapeIdentifier(channel)}`);
+    await this.#command("listen", channel);
   }
 
   /** Stops listening on `channel`. */
   async unlisten(channel: string): Promise<void> {
     this.#channels.delete(channel);
-    await this.#client?.query(`unlisten ${this.#client.escapeIdentifier(channel)}`).catch(() => {});
+    await this.#command("unlisten", channel).catch(() => {});
+  }
+
+  /** Runs LISTEN or UNLISTEN on the current connection, after the commands before it; none while disconnected. */
+  #command(verb: "listen" | "unlisten", channel: string): Promise<void> {
+    const run = this.#commands.then(async () => {
+      const client = this.#client;
+      if (client) await client.query(`${verb} ${client.escapeIdentifier(channel)}`);
+    });
+    this.#commands = run.catch(() => {});
+    return run;
   }
 
   /** Ends the connection and stops retrying. */
@@ -101,7 +113,7 @@ export class NotificationListener {
     client.removeAllListeners("end");
     client.end().catch(() => {});
     if (this.#closed) return;
-    this.#logger.warn({ err: { message: error.message } }, "LISTEN connection lost; reconnecting");
+    this.#logger.warn({ error: { message: error.message } }, "LISTEN connection lost; reconnecting");
     this.#scheduleRetry();
   }
 
@@ -112,7 +124,7 @@ export class NotificationListener {
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       this.#connect().catch((error: unknown) => {
-        this.#logger.warn({ err: { message: (error as Error).message }, retryInMs: delay }, "LISTEN reconnect failed");
+        this.#logger.warn({ error: { message: (error as Error).message }, retryInMs: delay }, "LISTEN reconnect failed");
         this.#scheduleRetry();
       });
     }, delay);

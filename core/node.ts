@@ -18,6 +18,7 @@ import type { Queryable } from "./queries/queryable.js";
 import { cleanUpNamespace } from "./queries/clean-up-namespace.js";
 import type { RequestOptions } from "./requester.js";
 import { NodeSubscriptions, type RespondOptions } from "./subscriptions.js";
+import { listTasks, scheduleTask, setTaskPaused, startScheduler, unscheduleTask, type Scheduler, type ScheduledTask, type ScheduledTaskStatus, type ScheduleTaskOptions } from "./scheduler.js";
 import type { CoreSystem } from "./system.js";
 
 /** How often a node heartbeats, how long silence lasts before a node is dead, and how long a gone node's queue is kept. */
@@ -60,6 +61,8 @@ export class CoreNode {
   #beating: Promise<void> | undefined;
   #started = false;
   #stopped = false;
+  #scheduler: Scheduler | undefined;
+  #maintenanceTimer: NodeJS.Timeout | undefined;
 
   /** @internal Use {@link CoreSystem.registerNode}. */
   constructor(init: CoreNodeInit) {
@@ -195,6 +198,39 @@ export class CoreNode {
     return this.#subscriptions.remove(pattern, group);
   }
 
+  /**
+   * Creates or replaces the namespace's task `options.name`: it emits `eventType` with
+   * `payload` on `cronExpression` (5 fields in UTC, run by pg_cron where installed; or 6
+   * with seconds, run by the started nodes' fallback scheduler). Checked with croner
+   * before anything is written. Resolves to the task and its next fire time.
+   *
+   * @example
+   * await node.scheduleTask({ name: "cleanup", cronExpression: "0 3 * * *", eventType: "maintenance.cleanup", payload: { limit: 100 } });
+   */
+  scheduleTask(options: ScheduleTaskOptions): Promise<ScheduledTask> {
+    return scheduleTask(this, options);
+  }
+
+  /** The namespace's scheduled tasks, by name, each with its newest recorded fire. */
+  listTasks(): Promise<ScheduledTaskStatus[]> {
+    return listTasks(this);
+  }
+
+  /** Pauses a task (its pg_cron job too); false when there is no such task. */
+  pauseTask(name: string): Promise<boolean> {
+    return setTaskPaused(this, name, true);
+  }
+
+  /** Resumes a paused task from now on (times passed while paused are not caught up); false when there is no such task. */
+  resumeTask(name: string): Promise<boolean> {
+    return setTaskPaused(this, name, false);
+  }
+
+  /** Removes a task, its pg_cron job and its fire records; false when there was no such task. */
+  unscheduleTask(name: string): Promise<boolean> {
+    return unscheduleTask(this, name);
+  }
+
   /** Records the subscriptions and starts consuming. */
   async start(): Promise<void> {
     this.#assertNotStopped("start");
@@ -202,6 +238,8 @@ export class CoreNode {
     this.#started = true;
     await this.#inbox.open();
     await this.#subscriptions.start();
+    this.#scheduler = startScheduler(this);
+    this.#scheduleMaintenance(5_000 + Math.random() * 25_000);
     this.logger.info("node started");
   }
 
@@ -209,6 +247,22 @@ export class CoreNode {
   wake(queue?: string): void {
     this.#subscriptions.wake(queue);
     if (queue === undefined) this.#inbox.wake();
+  }
+
+  /** Runs an event log maintenance pass after `delayMs`, then every `maintenanceIntervalMs` (see EventLogOptions). */
+  #scheduleMaintenance(delayMs: number): void {
+    const intervalMs = this.system.eventLogSettings.maintenanceIntervalMs;
+    if (intervalMs === 0 || this.#stopped) return;
+    this.#maintenanceTimer = setTimeout(() => {
+      this.system
+        .maintainEventLog()
+        .then((report) => {
+          if (report.created.length > 0 || report.dropped.length > 0) this.logger.info({ report }, "event log maintained");
+        })
+        .catch((error: unknown) => this.logger.warn({ error: { message: (error as Error).message } }, "event log maintenance failed; retrying on the next pass"))
+        .finally(() => this.#scheduleMaintenance(intervalMs));
+    }, delayMs);
+    this.#maintenanceTimer.unref();
   }
 
   #assertNotStopped(action: string): void {
@@ -265,6 +319,8 @@ export class CoreNode {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#heartbeatTimer);
+    clearTimeout(this.#maintenanceTimer);
+    await this.#scheduler?.stop();
     const graceMs = options.graceMs ?? 10_000;
     await this.#subscriptions.stop(graceMs);
     await this.#inbox.close(graceMs);

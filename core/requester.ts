@@ -7,6 +7,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { CancelledError, NoResponderError, RemoteError, RequestTimeoutError } from "./errors.js";
+
+/** How long replies to a request the caller gave up on are answered with a cancellation. */
+const ABANDONED_TTL_MS = 60_000;
 import type { ReplyEnvelope, RequestEnvelope } from "./messages.js";
 import type { EventHeaders } from "./payload.js";
 
@@ -51,6 +54,8 @@ interface Pending {
 /** Sends requests and routes their replies. */
 export class Requester {
   readonly #pending = new Map<string, Pending>();
+  /** Requests given up before their responder was known: a late reply gets a cancellation. */
+  readonly #abandoned = new Map<string, number>();
 
   constructor(
     private readonly nodeId: string,
@@ -79,7 +84,16 @@ export class Requester {
   /** A reply arrived (from the channel or the queue). */
   receive(reply: ReplyEnvelope): void {
     const pending = this.#pending.get(reply.c);
-    if (!pending || reply.seq < pending.nextSeq) return; // settled already, or a duplicate
+    if (!pending) return this.#cancelAbandoned(reply);
+    if (pending.responder !== undefined && reply.r !== pending.responder) {
+      // A durable request re-run by another instance after its responder died: a stream
+      // that already passed values on cannot be continued from another run.
+      if (pending.nextSeq > 0 && reply.stream) {
+        pending.fail(new RemoteError({ name: "Error", code: "ERR_NEXUS_STREAM_RESTARTED", message: "The responder died mid-stream and another instance restarted the stream; the values received so far are incomplete." }));
+      }
+      return;
+    }
+    if (reply.seq < pending.nextSeq) return; // a duplicate
     pending.responder ??= reply.r;
     pending.early.set(reply.seq, reply);
     for (let next = pending.early.get(pending.nextSeq); next; next = pending.early.get(pending.nextSeq)) {
@@ -87,6 +101,14 @@ export class Requester {
       pending.nextSeq += 1;
       pending.push(next);
     }
+  }
+
+  /** A reply to a request its caller gave up on before knowing the responder: tell the responder once. */
+  #cancelAbandoned(reply: ReplyEnvelope): void {
+    const now = Date.now();
+    for (const [id, expires] of this.#abandoned) if (expires < now) this.#abandoned.delete(id);
+    if (!this.#abandoned.delete(reply.c) || reply.done) return;
+    this.transport.cancel(reply.r, reply.c);
   }
 
   /** Fails every pending request (the node is stopping). */
@@ -157,8 +179,10 @@ export class Requester {
       clearTimeout(pending.timer);
       this.#pending.delete(id);
       options.signal?.removeEventListener("abort", onAbort);
-      // The caller stopped early (break, abort, timeout): stop the responder's stream too.
+      // The caller stopped early (break, abort, timeout): stop the responder's stream too,
+      // now if the responder is known, else when its first reply arrives.
       if (!finished && pending.responder) this.transport.cancel(pending.responder, id);
+      else if (!finished) this.#abandoned.set(id, Date.now() + ABANDONED_TTL_MS);
     }
   }
 

@@ -10,6 +10,7 @@ import { ValidationError } from "./errors.js";
 import type { EventHandler, SubscribeOptions } from "./events.js";
 import type { Logger } from "./logger.js";
 import { assertGroup, assertPattern, groupQueueName, requestQueueName } from "./names.js";
+import { consumerObserver } from "./metrics.js";
 import { assertCount, assertMilliseconds } from "./payload.js";
 import { subscribe } from "./queries/subscribe.js";
 import { subscribeRequests } from "./queries/subscribe-requests.js";
@@ -21,7 +22,10 @@ export interface RespondOptions {
   group?: string;
   /** Transactions answering requests at once (default 4). */
   concurrency?: number;
-  /** Requests read per transaction (default 10); their replies leave when it commits. */
+  /**
+   * Requests read per transaction (default 1). Replies leave when their transaction
+   * commits, so a larger batch trades the latency of its fastest requests for throughput.
+   */
   prefetch?: number;
   /** Milliseconds a handler may run; past it, it is rolled back and the caller gets a timeout error. */
   timeout?: number;
@@ -55,6 +59,7 @@ export function eventSettings(options: SubscribeOptions): ConsumerSettings {
     visibilityTimeoutMs: options.visibilityTimeout ?? 30_000,
     pollIntervalMs: options.pollInterval ?? 2_000,
     timeoutMs: options.timeout,
+    readInTransaction: false,
   };
 }
 
@@ -66,13 +71,14 @@ export function requestSettings(options: RespondOptions): ConsumerSettings {
   assertMilliseconds("pollInterval", options.pollInterval, 10, 3_600_000);
   return {
     concurrency: options.concurrency ?? 4,
-    prefetch: options.prefetch ?? 10,
+    prefetch: options.prefetch ?? 1,
     // A request is answered (with its error) on the first failure, never retried.
     maxAttempts: 1,
     backoff: DEFAULT_BACKOFF,
     visibilityTimeoutMs: Math.max(30_000, (options.timeout ?? 0) + 5_000),
     pollIntervalMs: options.pollInterval ?? 2_000,
     timeoutMs: options.timeout,
+    readInTransaction: true,
   };
 }
 
@@ -184,6 +190,7 @@ export class NodeSubscriptions {
       settings,
       dispatcher: entry.dispatcher,
       logger: this.#logger,
+      observer: consumerObserver(this.#pool, this.#namespace, group, kind),
     });
     return entry;
   }

@@ -20,6 +20,12 @@ import { dropGroup } from "./queries/drop-group.js";
 import type { EmitOutcome, EmitRow } from "./queries/emit.js";
 import type { Queryable } from "./queries/queryable.js";
 import { registerNode } from "./queries/register-node.js";
+import { maintainEventLog, resolveEventLogOptions, type EventLogMaintenanceReport, type EventLogOptions, type EventLogSettings } from "./event-log.js";
+import { replay, type ReplayOptions, type ReplayResult } from "./replay.js";
+import { schedulerSettings, validateSchedulerOptions, type SchedulerOptions, type SchedulerSettings } from "./scheduler.js";
+import type { Registry } from "prom-client";
+import { DeadLetters } from "./dead-letters.js";
+import { Metrics, validateMetricsOptions, type MetricsOptions, type MetricsSnapshot, type TopQueries } from "./metrics.js";
 
 /** Options of {@link CoreSystem.connect}. */
 export interface ConnectOptions {
@@ -58,6 +64,18 @@ export interface ConnectOptions {
   sendErrorStacks?: boolean;
   /** Milliseconds after a node stops or dies before its own queue is dropped (default 10 minutes). */
   nodeQueueGraceMs?: number;
+  /** Event log partitions and retention, used by {@link CoreSystem.maintainEventLog}: `{ partitionInterval, premake, retentionMs, namespaceRetentionMs }`. */
+  eventLog?: EventLogOptions;
+  /**
+   * Name the package's statements so PostgreSQL plans each once per connection (default
+   * true). Set false behind a transaction-mode pooler that cannot route named prepared
+   * statements (PgBouncer before 1.21, or without `max_prepared_statements`).
+   */
+  preparedStatements?: boolean;
+  /** Metrics: `{ registry }` puts them on your prom-client registry (default: a registry of this system's own). */
+  metrics?: MetricsOptions;
+  /** The fallback scheduler of this system's started nodes: `{ enabled, catchUpWindowMs, pollIntervalMs, takeoverIntervalMs, fireRetentionMs }`. */
+  scheduler?: SchedulerOptions;
 }
 
 /** Receives a broadcast: its payload and the node that sent it. */
@@ -96,6 +114,13 @@ export class CoreSystem {
   readonly #nodes = new Set<CoreNode>();
   readonly #publisher: Publisher;
   readonly #broadcastHandlers = new Map<string, Set<BroadcastHandler>>();
+  /** @internal The event log settings in force (nodes run maintenance on its interval). */
+  readonly eventLogSettings: EventLogSettings;
+  /** @internal Settings of the started nodes' fallback schedulers. */
+  readonly schedulerSettings: SchedulerSettings;
+  /** The dead letters of the namespace's groups: list, get, retry, purge. */
+  readonly deadLetters: DeadLetters;
+  readonly #metrics: Metrics;
   #closed = false;
 
   private constructor(options: ConnectOptions, pool: pg.Pool, logger: Logger, timings: NodeTimings) {
@@ -105,9 +130,14 @@ export class CoreSystem {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.repliesViaQueue = options.replies === "queue";
     this.sendErrorStacks = options.sendErrorStacks === true;
+    this.eventLogSettings = resolveEventLogOptions(options.eventLog);
+    this.schedulerSettings = schedulerSettings(options);
     this.#connectionString = options.connectionString;
     this.#timings = timings;
     this.#publisher = new Publisher(pool, this.namespace, options.idempotencyWindowMs ?? 86_400_000, (error) => this.toError(error, "emit"));
+    const toError = (error: unknown, doing: string): Error => this.toError(error, doing);
+    this.deadLetters = new DeadLetters({ pool, namespace: this.namespace, assertOpen: () => this.#assertOpen(), toError });
+    this.#metrics = new Metrics({ pool, namespace: this.namespace, nodeTtlMs: timings.nodeTtlMs, logger, registry: options.metrics?.registry, toError });
     this.listener = new NotificationListener(
       options.listenConnectionString ?? options.connectionString,
       `${options.applicationName ?? DEFAULT_APPLICATION_NAME}-listen`,
@@ -126,7 +156,13 @@ export class CoreSystem {
   static async connect(options: ConnectOptions): Promise<CoreSystem> {
     validateConnectOptions(options);
     const logger = (options.logger ?? createDefaultLogger()).child({ namespace: options.namespace });
-    const pool = createPool(options.connectionString, options.pool ?? {}, logger, options.applicationName ?? DEFAULT_APPLICATION_NAME);
+    const pool = createPool(
+      options.connectionString,
+      options.pool ?? {},
+      logger,
+      options.applicationName ?? DEFAULT_APPLICATION_NAME,
+      options.preparedStatements !== false,
+    );
     try {
       if (options.migrate !== false) {
         const report = await migrate(pool, { logger });
@@ -230,14 +266,14 @@ export class CoreSystem {
     };
     if (message.r === undefined) return deliver(message.p);
     fetchBroadcastPayload(this.pool, message.r).then(deliver, (error: unknown) =>
-      this.logger.warn({ err: { message: (error as Error).message }, channel: message.b }, "could not fetch a large broadcast payload"),
+      this.logger.warn({ error: { message: (error as Error).message }, channel: message.b }, "could not fetch a large broadcast payload"),
     );
   }
 
   /** @internal Publishes validated rows (used by nodes). */
   publish(rows: EmitRow[], sourceNode: string | null, client?: Queryable): Promise<EmitOutcome[]> {
     this.#assertOpen();
-    return this.#publisher.publish(rows, sourceNode, client);
+    return this.#publisher.publish(rows, sourceNode, client).then((outcomes) => this.#metrics.countEmitted(outcomes));
   }
 
   /** Registers a node of this process in `core.nodes`; it heartbeats until stopped. */
@@ -271,6 +307,53 @@ export class CoreSystem {
     return node;
   }
 
+  /** The metrics in Prometheus text format (serve it with `metricsRegistry.contentType`); see core/metrics.ts. */
+  async metricsText(): Promise<string> {
+    this.#assertOpen();
+    return this.#metrics.text();
+  }
+
+  /** The same figures as {@link metricsText}, for this namespace, as a typed object. */
+  async metrics(): Promise<MetricsSnapshot> {
+    this.#assertOpen();
+    return this.#metrics.snapshot();
+  }
+
+  /** The prom-client registry holding the metrics (the one given in `metrics.registry`, else the system's own). */
+  get metricsRegistry(): Registry {
+    return this.#metrics.registry;
+  }
+
+  /** The `limit` (1-1000) costliest statements from pg_stat_statements, or `{ available: false, reason }` without it. */
+  async topQueries(limit = 10): Promise<TopQueries> {
+    this.#assertOpen();
+    return this.#metrics.topQueries(limit);
+  }
+
+  /**
+   * Runs one event log maintenance pass: partitions ahead of time (pg_partman's, or the
+   * project's without it), expired partitions dropped, and this namespace's
+   * `namespaceRetentionMs`. Call it periodically from one node (the scheduler's leader);
+   * concurrent calls are safe: a pass that finds another running returns `ran: false`.
+   */
+  async maintainEventLog(): Promise<EventLogMaintenanceReport> {
+    this.#assertOpen();
+    return maintainEventLog(this, this.eventLogSettings);
+  }
+
+  /**
+   * Re-enqueues the logged events of `[from, to)` in this namespace to one group's queue,
+   * in emitted order and in batches, each copy with the header `nexus-replay: <replayId>`;
+   * no other group gets anything. `dryRun` only counts. Returns `{ replayId, count }`.
+   *
+   * @example
+   * await system.replay({ group: "billing", types: ["order.*"], from: new Date(Date.now() - 3_600_000), to: new Date() });
+   */
+  async replay(options: ReplayOptions): Promise<ReplayResult> {
+    this.#assertOpen();
+    return replay(this, options);
+  }
+
   /** Wraps a driver error in a typed error naming what failed (for the package's own modules). */
   toError(error: unknown, doing: string): Error {
     return toNexusError(error, doing, this.#connectionString);
@@ -281,6 +364,7 @@ export class CoreSystem {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.allSettled([...this.#nodes].map((node) => node.stop()));
+    this.#metrics.close();
     await this.listener.close();
     await this.pool.end();
     this.logger.info("closed");
@@ -316,6 +400,9 @@ function validateConnectOptions(options: ConnectOptions): void {
   assertPositiveMs("maxPayloadBytes", options.maxPayloadBytes);
   assertPositiveMs("idempotencyWindowMs", options.idempotencyWindowMs);
   assertPositiveMs("nodeQueueGraceMs", options.nodeQueueGraceMs);
+  resolveEventLogOptions(options.eventLog);
+  validateMetricsOptions(options.metrics);
+  validateSchedulerOptions(options.scheduler);
   if (options.replies !== undefined && options.replies !== "notify" && options.replies !== "queue") {
     throw new ValidationError("replies", `replies must be 'notify' or 'queue'; got ${JSON.stringify(options.replies)}.`);
   }

@@ -57,13 +57,16 @@ create table core.subscriptions (
   group_name text not null check (group_name ~ '^[a-z0-9][a-z0-9_-]{0,39}$'),
   pattern    text not null check (length(pattern) between 1 and 255),
   queue_name text not null,
+  -- 'event': the group gets a copy of each matching event; 'request': the group answers
+  -- matching requests (one responder group per request).
+  kind       text not null default 'event' check (kind in ('event', 'request')),
   created_at timestamptz not null default now(),
-  primary key (namespace, group_name, pattern)
+  primary key (namespace, group_name, pattern, kind)
 );
 
 create index subscriptions_queue_idx on core.subscriptions (queue_name);
 
-comment on table core.subscriptions is 'Durable (namespace, group, pattern) subscriptions; emit fans out one copy per matching group.';
+comment on table core.subscriptions is 'Durable (namespace, group, pattern, kind) subscriptions: events fan out to every matching group; requests go to one.';
 
 create table core.scheduled_tasks (
   task_id         uuid primary key default gen_random_uuid(),

@@ -64,44 +64,45 @@ begin
   if not exists (select 1 from pgmq.meta where queue_name = p_queue || '_dlq') then
     perform pgmq.create(p_queue || '_dlq');
   end if;
-  insert into core.subscriptions (namespace, group_name, pattern, queue_name)
-  values (p_namespace, p_group, p_pattern, p_queue)
-  on conflict (namespace, group_name, pattern) do nothing;
+  insert into core.subscriptions (namespace, group_name, pattern, queue_name, kind)
+  values (p_namespace, p_group, p_pattern, p_queue, 'event')
+  on conflict (namespace, group_name, pattern, kind) do nothing;
 end;
 $$;
 
 -- core.unsubscribe(namespace, group, pattern)
---   Removes one subscription; the group's queue keeps what it already holds.
+--   Removes one event subscription; the group's queue keeps what it already holds.
 --   Returns whether a row was removed.
 create function core.unsubscribe(p_namespace text, p_group text, p_pattern text) returns boolean
 language sql as $$
   with removed as (
     delete from core.subscriptions
-     where namespace = p_namespace and group_name = p_group and pattern = p_pattern
+     where namespace = p_namespace and group_name = p_group and pattern = p_pattern and kind = 'event'
     returning 1
   )
   select exists (select 1 from removed);
 $$;
 
 -- core.drop_group(namespace, group, queue_name)
---   Removes every subscription of the group and drops its queue and dead-letter queue,
---   with what they hold (the queue is named by the caller, since a group whose patterns
---   were all unsubscribed still has a queue). Returns the number of subscriptions removed.
+--   Removes every subscription of the group (events and requests) and drops its queue,
+--   dead-letter queue and request queue, with what they hold (the queue is named by the
+--   caller, since a group whose patterns were all unsubscribed still has a queue). Returns
+--   the number of subscriptions removed.
 --   Locks: ACCESS EXCLUSIVE on the dropped queue tables.
 create function core.drop_group(p_namespace text, p_group text, p_queue text) returns integer
 language plpgsql as $$
 declare
   v_removed integer;
+  v_queue text;
 begin
   delete from core.subscriptions where namespace = p_namespace and group_name = p_group;
   get diagnostics v_removed = row_count;
   delete from core.message_failures where queue_name = p_queue;
-  if exists (select 1 from pgmq.meta where queue_name = p_queue) then
-    perform pgmq.drop_queue(p_queue);
-  end if;
-  if exists (select 1 from pgmq.meta where queue_name = p_queue || '_dlq') then
-    perform pgmq.drop_queue(p_queue || '_dlq');
-  end if;
+  foreach v_queue in array array[p_queue, p_queue || '_dlq', p_queue || '_rq'] loop
+    if exists (select 1 from pgmq.meta where queue_name = v_queue) then
+      perform pgmq.drop_queue(v_queue);
+    end if;
+  end loop;
   return v_removed;
 end;
 $$;
@@ -110,8 +111,9 @@ $$;
 --   events: a JSON array of { type, payload, headers?, delaySeconds?, idempotencyKey? },
 --   already validated by the caller. For each event, in order: an idempotency key seen
 --   within the window returns the first event's id with published = false; otherwise
---   the event is written to core.event_log and one copy is sent to the queue of every
---   group with a matching subscription. Then one NOTIFY per woken queue on channel
+--   the event is written to core.event_log (emitted_at = clock_timestamp(), so the events
+--   of one transaction keep their order in the log) and one copy is sent to the queue of
+--   every group with a matching event subscription. Then one NOTIFY per woken queue on channel
 --   'nexus:<namespace>' with the queue name as payload (delayed copies wake no one; the
 --   consumers' poll finds them). All of it commits or rolls back with the caller's
 --   transaction. Returns (event_id, published) per event, in order.
@@ -127,6 +129,7 @@ declare
   v_key text;
   v_first uuid;
   v_headers jsonb;
+  v_emitted_at timestamptz;
   v_matched text[];
   v_queues text[] := '{}';
   v_delays integer[] := '{}';
@@ -154,18 +157,19 @@ begin
     end if;
 
     v_headers := coalesce(v_event -> 'headers', '{}'::jsonb);
+    v_emitted_at := clock_timestamp();
     insert into core.event_log (id, namespace, type, payload, headers, emitted_at, source_node, idempotency_key)
-    values (v_id, p_namespace, v_event ->> 'type', v_event -> 'payload', v_headers, now(), p_source_node, v_key);
+    values (v_id, p_namespace, v_event ->> 'type', v_event -> 'payload', v_headers, v_emitted_at, p_source_node, v_key);
 
     select array_agg(queue_name) into v_matched
       from (select distinct queue_name from core.subscriptions
-             where namespace = p_namespace and (v_event ->> 'type') ~ pattern_regex) s;
+             where namespace = p_namespace and kind = 'event' and (v_event ->> 'type') ~ pattern_regex) s;
     if v_matched is not null then
       v_queues := v_queues || v_matched;
       v_delays := v_delays || array_fill(coalesce((v_event ->> 'delaySeconds')::integer, 0), array[cardinality(v_matched)]);
       v_messages := v_messages || array_fill(jsonb_build_object(
         'id', v_id, 'type', v_event ->> 'type', 'payload', v_event -> 'payload',
-        'headers', v_headers, 'emittedAt', now(), 'sourceNode', p_source_node), array[cardinality(v_matched)]);
+        'headers', v_headers, 'emittedAt', v_emitted_at, 'sourceNode', p_source_node), array[cardinality(v_matched)]);
     end if;
 
     event_id := v_id;
@@ -190,28 +194,46 @@ $$;
 -- core.read_messages(queue, vt_seconds, qty)
 --   pgmq.read with an asynchronous commit: losing a read in a server crash only loses a
 --   read_ct increment and a visibility timeout, so it need not wait for the WAL flush.
---   Returns the messages now invisible for vt seconds. Locks: those rows, until the
---   statement commits (pgmq.read uses FOR UPDATE SKIP LOCKED).
+--   Returns the messages now invisible for vt seconds, with read_at, the database's clock
+--   at the read, against which request deadlines are judged (the requester's and
+--   responder's clocks never need to agree). Locks: those rows, until the transaction
+--   commits (pgmq.read uses FOR UPDATE SKIP LOCKED).
 create function core.read_messages(p_queue text, p_vt integer, p_qty integer)
-returns table (msg_id bigint, read_ct integer, enqueued_at timestamptz, message jsonb)
+returns table (msg_id bigint, read_ct integer, enqueued_at timestamptz, read_at timestamptz, message jsonb)
 language plpgsql as $$
 begin
   perform set_config('synchronous_commit', 'off', true);
-  return query select r.msg_id, r.read_ct, r.enqueued_at, r.message from pgmq.read(p_queue, p_vt, p_qty) r;
+  return query
+    select r.msg_id, r.read_ct, r.enqueued_at, r.vt - make_interval(secs => p_vt), r.message
+      from pgmq.read(p_queue, p_vt, p_qty) r;
 end;
 $$;
 
--- core.lock_messages(queue, ids)
---   Called first in a handler transaction: locks the messages this consumer read, so
---   that no other consumer reads them (pgmq.read skips locked rows) even after their
---   visibility timeout passes, until this transaction ends. Returns the ids it locked;
---   an id missing from the result was handled or is being handled elsewhere.
---   Locks: the rows returned (FOR UPDATE SKIP LOCKED, never waits).
-create function core.lock_messages(p_queue text, p_ids bigint[]) returns setof bigint
+-- core.lock_messages(queue, ids, read_counts)
+--   Called first in a handler transaction: locks exactly the messages this consumer read,
+--   identified by (msg_id, read_ct), so that no other consumer reads them (pgmq.read skips
+--   locked rows) even after their visibility timeout passes, until this transaction ends.
+--   It waits rather than skips: a concurrent pgmq.read whose snapshot still saw a message
+--   as visible can hold that row's lock for the rest of its short statement (the lock
+--   survives its failed re-check), and skipping would strand the message until its
+--   visibility timeout. A message another consumer has read since has a
+--   higher read_ct and is left out without waiting. Returns the ids it locked.
+--   Errors: 55P03 (lock_not_available) after 5 s, which fails the batch to be retried.
+--   Locks: FOR UPDATE on the rows returned.
+create function core.lock_messages(p_queue text, p_ids bigint[], p_read_counts integer[]) returns setof bigint
 language plpgsql as $$
+declare
+  v_lock_timeout text := current_setting('lock_timeout');
 begin
-  return query execute format('select msg_id from pgmq.%I where msg_id = any($1) for update skip locked', 'q_' || p_queue)
-    using p_ids;
+  perform set_config('lock_timeout', '5s', true);
+  return query execute format(
+    'select q.msg_id from pgmq.%I q
+       join unnest($1::bigint[], $2::integer[]) as mine(msg_id, read_ct)
+         on q.msg_id = mine.msg_id and q.read_ct = mine.read_ct
+      order by q.msg_id
+        for update of q', 'q_' || p_queue)
+    using p_ids, p_read_counts;
+  perform set_config('lock_timeout', v_lock_timeout, true);
 end;
 $$;
 

@@ -9,6 +9,8 @@ export interface QueueMessage {
   enqueuedAt: Date;
   /** The database's clock when the message was read. */
   readAt: Date;
+  /** This process's clock (performance.now()) when the read returned: with readAt, the database's time later on. */
+  receivedAt: number;
   /** The event envelope `{ id, type, payload, headers, emittedAt, sourceNode }`. */
   message: unknown;
 }
@@ -20,5 +22,13 @@ export async function readMessages(db: Queryable, queue: string, visibilitySecon
     text: "select msg_id, read_ct, enqueued_at, read_at, message from core.read_messages($1, $2, $3)",
     values: [queue, visibilitySeconds, quantity],
   });
-  return rows.map((row) => ({ msgId: row.msg_id, readCount: row.read_ct, enqueuedAt: row.enqueued_at, readAt: row.read_at, message: row.message }));
+  const receivedAt = performance.now();
+  return rows.map((row) => ({
+    msgId: row.msg_id,
+    readCount: row.read_ct,
+    enqueuedAt: row.enqueued_at,
+    readAt: row.read_at,
+    receivedAt,
+    message: row.message,
+  }));
 }
