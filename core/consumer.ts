@@ -29,6 +29,7 @@ import { failMessage, type RecordedError } from "./queries/fail-message.js";
 import { lockMessages } from "./queries/lock-messages.js";
 import { readMessages, type QueueMessage } from "./queries/read-messages.js";
 import { releaseMessages } from "./queries/release-messages.js";
+import { sendToNodes, type NodeMessage } from "./queries/send-to-node.js";
 
 /** Settings of a consumer, defaults applied. */
 export interface ConsumerSettings {
@@ -57,8 +58,12 @@ export interface DeliveryScope {
   signal: AbortSignal;
 }
 
-/** Work to do in the batch transaction after a message is settled, before its ack commits (e.g. send the reply). */
-export type FollowUp = (client: pg.ClientBase) => Promise<void>;
+/**
+ * Messages to send in the batch transaction once a message is settled (a request's
+ * reply): the batch sends all of them in one statement before its acknowledgements, and
+ * they leave when it commits.
+ */
+export type FollowUp = NodeMessage[];
 
 /** Turns queue messages into handler calls; the consumer owns reading, locking, acks and retries. */
 export interface Dispatcher {
@@ -220,6 +225,7 @@ export class QueueConsumer {
       const messages = await take(client);
       const settled: string[] = [];
       const unstarted: string[] = [];
+      const outbound: NodeMessage[] = [];
       for (const message of messages) {
         if (!this.#running) {
           unstarted.push(message.msgId);
@@ -230,12 +236,13 @@ export class QueueConsumer {
         this.#observer?.delivered(delivery.ok, performance.now() - startedAt);
         const followUp = delivery.ok ? delivery.followUp : this.#dispatcher.failed?.(message, delivery.error);
         if (delivery.ok || followUp) {
-          await followUp?.(client);
+          if (followUp) outbound.push(...followUp);
           settled.push(message.msgId);
         } else {
           await this.#recordFailure(client, message, delivery.error);
         }
       }
+      if (outbound.length > 0) await sendToNodes(client, outbound);
       if (settled.length > 0) await ackMessages(client, this.queue, settled);
       if (unstarted.length > 0) await releaseMessages(client, this.queue, unstarted);
       await client.query("commit");

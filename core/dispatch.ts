@@ -29,17 +29,24 @@ export function patternMatcher(pattern: string): (type: string) => boolean {
   return (type) => regex.test(type);
 }
 
-/** Runs the event handlers whose pattern matches; any throw fails the message (retry, then dead letter). */
+/**
+ * Runs the event handlers whose pattern matches; any throw fails the message (retry, then
+ * dead letter). A message no handler matches fails too (another instance of the group may
+ * handle it), unless `unrouted` is `"drop"`: then it is acknowledged without a handler
+ * (a node's own subscriptions, which no other consumer can take over).
+ */
 export class EventDispatcher implements Dispatcher {
   constructor(
     private readonly where: string,
     private readonly routes: () => readonly Route<EventHandler>[],
+    private readonly unrouted: "retry" | "drop" = "retry",
   ) {}
 
   async deliver(message: QueueMessage, scope: DeliveryScope): Promise<void> {
     const event = toEvent(message);
     const routes = this.routes().filter((route) => route.matches(event.type));
     if (routes.length === 0) {
+      if (this.unrouted === "drop") return;
       throw new Error(`No handler for ${event.type} in ${this.where} on this node (another instance subscribed it); it will be retried.`);
     }
     const context: HandlerContext = {
@@ -169,9 +176,7 @@ export class RequestDispatcher implements Dispatcher {
   #reply(request: RequestEnvelope, body: Pick<ReplyEnvelope, "value" | "error" | "stream">): FollowUp {
     const envelope = this.#envelope(request, { ...body, done: true });
     this.#nextSeq.delete(request.id);
-    return async (client) => {
-      await sendToNode(client, request.replyTo, envelope, this.replies.viaQueue);
-    };
+    return [{ node: request.replyTo, message: envelope, viaQueue: this.replies.viaQueue }];
   }
 
   #envelope(request: RequestEnvelope, body: Omit<ReplyEnvelope, "kind" | "c" | "seq" | "r">): ReplyEnvelope {
@@ -181,16 +186,22 @@ export class RequestDispatcher implements Dispatcher {
   }
 }
 
-/** A node's own queue: replies go back to their requests, direct messages to their handlers. */
+/**
+ * A node's own queue: replies go back to their requests, direct messages to their
+ * handlers, and copies of events (no `kind`: `core.emit`'s envelope) to the node's own
+ * event subscriptions.
+ */
 export class NodeQueueDispatcher implements Dispatcher {
   constructor(
     private readonly onReply: (reply: ReplyEnvelope) => void,
     private readonly direct: EventDispatcher,
+    private readonly events: EventDispatcher,
   ) {}
 
   async deliver(message: QueueMessage, scope: DeliveryScope): Promise<void> {
     const envelope = message.message as NodeEnvelope;
     if (envelope.kind === "reply") return this.onReply(envelope);
+    if (envelope.kind === undefined || envelope.kind === "event") return this.events.deliver(message, scope);
     return this.direct.deliver(message, scope);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * A node's inbox: its channel `nexus:n:<node id>` and its queue `n_<node id>`. Replies to
  * its requests and cancellations of its streams arrive there, and so do direct messages
- * (`sendTo`), always through the queue so that they keep their order.
+ * (`sendTo`), always through the queue so that they keep their order, and the copies of
+ * events the node subscribed for itself alone (`onNodeEvent`).
  */
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
@@ -13,7 +14,8 @@ import type { NotificationListener } from "./listener.js";
 import type { Logger } from "./logger.js";
 import type { EventEnvelope, NodeEnvelope, RequestEnvelope } from "./messages.js";
 import { ensureNodeQueue } from "./queries/ensure-node-queue.js";
-import { sendRequest } from "./queries/request.js";
+import { sendRequests } from "./queries/request.js";
+import { Coalescer } from "./coalescer.js";
 import { sendBatchToNode, sendToNode } from "./queries/send-to-node.js";
 import { Requester } from "./requester.js";
 import { DEFAULT_BACKOFF } from "./backoff.js";
@@ -38,26 +40,35 @@ interface Outbox {
 /** The node's channel, queue, requester and direct messages. */
 export class NodeInbox {
   readonly requester: Requester;
+  /** The node's queue: `n_` and the node id's 32 hex digits (`core.node_queue`). */
+  readonly queue: string;
   readonly #init: InboxInit;
   readonly #directRoutes: Route<EventHandler>[] = [];
+  #nodeEventRoutes: Route<EventHandler>[] = [];
   readonly #outboxes = new Map<string, Outbox>();
   readonly #consumer: QueueConsumer;
   #opening: Promise<void> | undefined;
 
   constructor(init: InboxInit) {
     this.#init = init;
+    // Concurrent requests of this node share one statement and commit.
+    const requests = new Coalescer<RequestEnvelope, boolean>(async (envelopes) => {
+      const queues = await sendRequests(init.pool, init.namespace, envelopes);
+      return envelopes.map((envelope) => (queues.get(envelope.id) ?? null) !== null);
+    });
     this.requester = new Requester(init.nodeId, init.namespace, {
-      send: async (envelope: RequestEnvelope) => (await sendRequest(init.pool, init.namespace, envelope.type, envelope)) !== null,
+      send: (envelope: RequestEnvelope) => requests.add(envelope),
       cancel: (responder, correlationId) => {
         sendToNode(init.pool, responder, { kind: "cancel", c: correlationId }, false).catch((error: unknown) =>
           init.logger.warn({ error: { message: (error as Error).message }, correlationId }, "could not cancel a stream"),
         );
       },
     });
+    this.queue = `n_${init.nodeId.replace(/-/g, "")}`;
     this.#consumer = new QueueConsumer({
       pool: init.pool,
       name: `node ${init.nodeId}`,
-      queue: `n_${init.nodeId.replace(/-/g, "")}`,
+      queue: this.queue,
       settings: {
         // One lane: direct messages are handled in the order they were sent.
         concurrency: 1,
@@ -72,6 +83,8 @@ export class NodeInbox {
       dispatcher: new NodeQueueDispatcher(
         (reply) => this.requester.receive(reply),
         new EventDispatcher(`node ${init.nodeId}`, () => this.#directRoutes),
+        // A copy that arrives after its pattern was removed has no one else to go to.
+        new EventDispatcher(`node ${init.nodeId}`, () => this.#nodeEventRoutes, "drop"),
       ),
       logger: init.logger,
     });
@@ -90,6 +103,23 @@ export class NodeInbox {
   /** Handles direct messages whose type matches `pattern`. */
   onDirect(pattern: string, handler: EventHandler): void {
     this.#directRoutes.push({ pattern, matches: patternMatcher(pattern), handler });
+  }
+
+  /** Handles the node's own copies of events matching `pattern`; true for the pattern's first handler. */
+  onNodeEvent(pattern: string, handler: EventHandler): boolean {
+    const first = !this.#nodeEventRoutes.some((route) => route.pattern === pattern);
+    this.#nodeEventRoutes.push({ pattern, matches: patternMatcher(pattern), handler });
+    return first;
+  }
+
+  /** Removes the handlers of `pattern`; copies that still arrive for it are dropped. */
+  offNodeEvent(pattern: string): void {
+    this.#nodeEventRoutes = this.#nodeEventRoutes.filter((route) => route.pattern !== pattern);
+  }
+
+  /** The patterns the node subscribed for itself. */
+  nodeEventPatterns(): Set<string> {
+    return new Set(this.#nodeEventRoutes.map((route) => route.pattern));
   }
 
   /**

@@ -16,6 +16,9 @@ import { stopNode } from "./queries/stop-node.js";
 import { touchNodeHeartbeat } from "./queries/touch-node-heartbeat.js";
 import type { Queryable } from "./queries/queryable.js";
 import { cleanUpNamespace } from "./queries/clean-up-namespace.js";
+import { removeGoneNodeSubscriptions } from "./queries/remove-node-subscriptions.js";
+import { subscribe } from "./queries/subscribe.js";
+import { unsubscribe } from "./queries/unsubscribe.js";
 import type { RequestOptions } from "./requester.js";
 import { NodeSubscriptions, type RespondOptions } from "./subscriptions.js";
 import { listTasks, scheduleTask, setTaskPaused, startScheduler, unscheduleTask, type Scheduler, type ScheduledTask, type ScheduledTaskStatus, type ScheduleTaskOptions } from "./scheduler.js";
@@ -193,6 +196,45 @@ export class CoreNode {
     this.#inbox.onDirect(pattern, handler as EventHandler);
   }
 
+  /**
+   * Handles events whose type matches `pattern` on this node alone: every node that
+   * subscribes this way gets its own copy of each matching event (beside the copies of
+   * the subscribed groups), through its own queue, handled in order with retries and a
+   * dead-letter queue like direct messages. The subscription lives as long as the node:
+   * it is removed with the node's queue `nodeQueueGraceMs` after the node stops or dies
+   * (a node restarted with the same id within that time finds what arrived meanwhile), or
+   * by {@link offNodeEvent}. Copies that arrive after their pattern was removed are
+   * dropped. Adapters use it for broadcasts that must reach every instance once, such as
+   * the EventEmitter's broadcast mode.
+   */
+  async onNodeEvent<TPayload = unknown>(pattern: string, handler: EventHandler<TPayload>): Promise<void> {
+    this.#assertNotStopped("subscribe");
+    assertPattern(pattern);
+    if (typeof handler !== "function") throw new ValidationError("handler", "handler must be a function (event, context) => ...");
+    const first = this.#inbox.onNodeEvent(pattern, handler as EventHandler);
+    if (first && this.#started) await this.#recordNodeEvent(pattern);
+  }
+
+  /** Removes this node's own subscription of `pattern` (see {@link onNodeEvent}) and its handlers; false when there was none. */
+  async offNodeEvent(pattern: string): Promise<boolean> {
+    assertPattern(pattern);
+    this.#inbox.offNodeEvent(pattern);
+    try {
+      return await unsubscribe(this.system.pool, this.system.namespace, this.#inbox.queue, pattern);
+    } catch (error) {
+      throw this.system.toError(error, `unsubscribe node ${this.nodeId} from ${pattern}`);
+    }
+  }
+
+  /** A node's own subscriptions are recorded under its queue's name, as group and queue. */
+  async #recordNodeEvent(pattern: string): Promise<void> {
+    try {
+      await subscribe(this.system.pool, this.system.namespace, this.#inbox.queue, pattern, this.#inbox.queue);
+    } catch (error) {
+      throw this.system.toError(error, `subscribe node ${this.nodeId} to ${pattern}`);
+    }
+  }
+
   /** Removes the durable subscription of `pattern` for `group` (default: the display name). */
   unsubscribe(pattern: string, group: string = this.displayName): Promise<boolean> {
     return this.#subscriptions.remove(pattern, group);
@@ -237,6 +279,7 @@ export class CoreNode {
     if (this.#started) return;
     this.#started = true;
     await this.#inbox.open();
+    for (const pattern of this.#inbox.nodeEventPatterns()) await this.#recordNodeEvent(pattern);
     await this.#subscriptions.start();
     this.#scheduler = startScheduler(this);
     this.#scheduleMaintenance(5_000 + Math.random() * 25_000);
@@ -246,7 +289,7 @@ export class CoreNode {
   /** @internal Wakes the consumers of `queue` (or all, and the inbox): called on NOTIFY and after reconnects. */
   wake(queue?: string): void {
     this.#subscriptions.wake(queue);
-    if (queue === undefined) this.#inbox.wake();
+    if (queue === undefined || queue === this.#inbox.queue) this.#inbox.wake();
   }
 
   /** Runs an event log maintenance pass after `delayMs`, then every `maintenanceIntervalMs` (see EventLogOptions). */
@@ -306,6 +349,8 @@ export class CoreNode {
     if (!alive && !this.#stopped) this.logger.warn("heartbeat found this node stopped or unregistered");
     const dead = await markDeadNodes(pool, this.system.namespace, this.#timings.nodeTtlMs);
     if (dead.length > 0) this.logger.info({ deadNodes: dead }, "marked silent nodes dead");
+    const unsubscribed = await removeGoneNodeSubscriptions(pool, this.system.namespace, this.#timings.nodeQueueGraceMs);
+    if (unsubscribed > 0) this.logger.info({ subscriptions: unsubscribed }, "removed the own subscriptions of nodes gone for longer than the grace period");
     const dropped = await cleanUpNamespace(pool, this.system.namespace, this.#timings.nodeQueueGraceMs, BROADCAST_PAYLOAD_TTL_MS);
     if (dropped > 0) this.logger.info({ queues: dropped }, "dropped the queues of nodes gone for longer than the grace period");
   }

@@ -55,30 +55,48 @@ begin
 end;
 $$;
 
--- core.request(namespace, type, envelope)
---   Routes a request to the one group answering its type: an exact pattern before
---   wildcards, then the first group by name. Sends the envelope to that group's request
---   queue and wakes its consumers. The commit is asynchronous: the caller is waiting and
---   times out if a server crash loses the request (DESIGN.md, performance model); a
---   responder crash loses nothing, the request stays queued. Returns the queue, or null
---   when no group answers the type. Locks: none beyond pgmq.send's insert.
-create function core.request(p_namespace text, p_type text, p_envelope jsonb) returns text
+-- core.send_requests(namespace, envelopes)
+--   envelopes: a JSON array of request envelopes ({ id, type, ... }), from one or many
+--   callers of one process (concurrent requests share this call and its commit). Routes
+--   each to the one group answering its type: an exact pattern before wildcards, then the
+--   first group by name. Sends them to their groups' request queues, in order, with one
+--   send_batch and one NOTIFY per queue. The commit is asynchronous: the callers are
+--   waiting and time out if a server crash loses their requests (DESIGN.md, performance
+--   model); a responder crash loses nothing, the requests stay queued. Returns
+--   (request_id, queue) per envelope, queue null when no group answers its type.
+--   Locks: none beyond pgmq.send_batch's inserts.
+create function core.send_requests(p_namespace text, p_envelopes jsonb)
+returns table (request_id uuid, queue text)
 language plpgsql as $$
 declare
-  v_queue text;
+  v_queues text[];
+  v_envelopes jsonb[];
+  v_batch record;
 begin
-  select queue_name into v_queue
-    from core.subscriptions
-   where namespace = p_namespace and kind = 'request' and p_type ~ pattern_regex
-   order by (pattern = p_type) desc, group_name
-   limit 1;
-  if v_queue is null then
-    return null;
-  end if;
   perform set_config('synchronous_commit', 'off', true);
-  perform pgmq.send(v_queue, p_envelope, 0);
-  perform pg_notify('nexus:' || p_namespace, v_queue);
-  return v_queue;
+  select array_agg(routed.queue order by routed.ord), array_agg(routed.envelope order by routed.ord)
+    into v_queues, v_envelopes
+    from (
+      select e.ord, e.envelope,
+             (select s.queue_name from core.subscriptions s
+               where s.namespace = p_namespace and s.kind = 'request' and (e.envelope ->> 'type') ~ s.pattern_regex
+               order by (s.pattern = e.envelope ->> 'type') desc, s.group_name
+               limit 1) as queue
+        from jsonb_array_elements(p_envelopes) with ordinality as e(envelope, ord)
+    ) routed;
+  for v_batch in
+    select q.queue, array_agg(q.envelope order by q.ord) as envelopes
+      from unnest(v_queues, v_envelopes) with ordinality as q(queue, envelope, ord)
+     where q.queue is not null
+     group by q.queue
+  loop
+    perform pgmq.send_batch(v_batch.queue, v_batch.envelopes, 0);
+    perform pg_notify('nexus:' || p_namespace, v_batch.queue);
+  end loop;
+  return query
+    select (q.envelope ->> 'id')::uuid, q.queue
+      from unnest(v_queues, v_envelopes) with ordinality as q(queue, envelope, ord)
+     order by q.ord;
 end;
 $$;
 
@@ -173,5 +191,21 @@ begin
   perform pgmq.send_batch(core.ensure_node_queue(p_node_id), p_messages, 0);
   perform pg_notify(core.node_channel(p_node_id), '');
   return cardinality(p_messages);
+end;
+$$;
+
+-- core.send_to_nodes(messages)
+--   messages: a JSON array of { node, message, viaQueue }: core.send_to_node for each, in
+--   order, in one call (a responder's replies of one batch leave together, at its commit).
+--   Returns the number sent.
+create function core.send_to_nodes(p_messages jsonb) returns integer
+language plpgsql as $$
+declare
+  v_item jsonb;
+begin
+  for v_item in select value from jsonb_array_elements(p_messages) loop
+    perform core.send_to_node((v_item ->> 'node')::uuid, v_item -> 'message', (v_item ->> 'viaQueue')::boolean);
+  end loop;
+  return jsonb_array_length(p_messages);
 end;
 $$;

@@ -1,11 +1,14 @@
 import type { Queryable } from "./queryable.js";
 
-/** Sends a request envelope to the group answering `type`; returns its queue, or null when none does. See `core.request`. */
-export async function sendRequest(db: Queryable, namespace: string, type: string, envelope: unknown): Promise<string | null> {
-  const { rows } = await db.query<{ queue: string | null }>({
-    name: "nexus_request",
-    text: "select core.request($1, $2, $3::jsonb) as queue",
-    values: [namespace, type, JSON.stringify(envelope)],
+/**
+ * Sends request envelopes (each with its `id` and `type`) to the groups answering their
+ * types; returns each request's queue, or null where no group answers. See `core.send_requests`.
+ */
+export async function sendRequests(db: Queryable, namespace: string, envelopes: { id: string }[]): Promise<Map<string, string | null>> {
+  const { rows } = await db.query<{ request_id: string; queue: string | null }>({
+    name: "nexus_send_requests",
+    text: "select request_id, queue from core.send_requests($1, $2::jsonb)",
+    values: [namespace, JSON.stringify(envelopes)],
   });
-  return rows[0]?.queue ?? null;
+  return new Map(rows.map((row) => [row.request_id, row.queue]));
 }

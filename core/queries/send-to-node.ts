@@ -18,3 +18,19 @@ export async function sendBatchToNode(db: Queryable, nodeId: string, messages: u
     values: [nodeId, messages.map((message) => JSON.stringify(message))],
   });
 }
+
+/** A message for one node, as {@link sendToNodes} takes it. */
+export interface NodeMessage {
+  node: string;
+  message: unknown;
+  viaQueue: boolean;
+}
+
+/** Sends several messages to nodes in one call, in order. See `core.send_to_nodes`. */
+export async function sendToNodes(db: Queryable, messages: NodeMessage[]): Promise<void> {
+  await db.query({
+    name: "nexus_send_to_nodes",
+    text: "select core.send_to_nodes($1::jsonb)",
+    values: [JSON.stringify(messages)],
+  });
+}
