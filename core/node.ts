@@ -212,7 +212,13 @@ export class CoreNode {
     assertPattern(pattern);
     if (typeof handler !== "function") throw new ValidationError("handler", "handler must be a function (event, context) => ...");
     const first = this.#inbox.onNodeEvent(pattern, handler as EventHandler);
-    if (first && this.#started) await this.#recordNodeEvent(pattern);
+    if (!first || !this.#started) return;
+    try {
+      await this.#recordNodeEvent(pattern);
+    } catch (error) {
+      this.#inbox.offNodeEvent(pattern);
+      throw error;
+    }
   }
 
   /** Removes this node's own subscription of `pattern` (see {@link onNodeEvent}) and its handlers; false when there was none. */

