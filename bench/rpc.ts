@@ -6,7 +6,7 @@
  * Knobs: BENCH_RPC_CALLS (calls at concurrency 1, default 2,000), BENCH_RPC_TOTAL (calls
  * at concurrency 100, default 20,000), BENCH_RPC_INFLIGHT (default 100),
  * BENCH_RPC_LANES and BENCH_RPC_PREFETCH (the responder's concurrency and prefetch,
- * default 8 and 4). CORE_DATABASE_URL or the embedded server.
+ * default 8 and 10). CORE_DATABASE_URL or the embedded server.
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -22,7 +22,7 @@ const CALLS = intFromEnv("BENCH_RPC_CALLS", 2_000);
 const TOTAL = intFromEnv("BENCH_RPC_TOTAL", 20_000);
 const IN_FLIGHT = intFromEnv("BENCH_RPC_INFLIGHT", 100);
 const LANES = intFromEnv("BENCH_RPC_LANES", 8, 1, 100);
-const PREFETCH = intFromEnv("BENCH_RPC_PREFETCH", 4, 1, 1000);
+const PREFETCH = intFromEnv("BENCH_RPC_PREFETCH", 10, 1, 1000);
 const STEP_TIMEOUT_MS = 180_000;
 
 interface Row {

@@ -23,8 +23,9 @@ export interface RespondOptions {
   /** Transactions answering requests at once (default 4). */
   concurrency?: number;
   /**
-   * Requests read per transaction (default 1). Replies leave when their transaction
-   * commits, so a larger batch trades the latency of its fastest requests for throughput.
+   * Requests read per transaction (default 10). Replies leave when their transaction
+   * commits, so a slow request delays the replies of the others read with it: use 1 for
+   * slow handlers. The benchmark (bench/RESULTS.md) shows 1 costs most of the throughput.
    */
   prefetch?: number;
   /** Milliseconds a handler may run; past it, it is rolled back and the caller gets a timeout error. */
@@ -71,7 +72,7 @@ export function requestSettings(options: RespondOptions): ConsumerSettings {
   assertMilliseconds("pollInterval", options.pollInterval, 10, 3_600_000);
   return {
     concurrency: options.concurrency ?? 4,
-    prefetch: options.prefetch ?? 1,
+    prefetch: options.prefetch ?? 10,
     // A request is answered (with its error) on the first failure, never retried.
     maxAttempts: 1,
     backoff: DEFAULT_BACKOFF,
