@@ -4,7 +4,7 @@
  */
 import net from "node:net";
 import { pino } from "pino";
-import type { Logger } from "../../core/index.js";
+import { CoreSystem, type Logger } from "../../core/index.js";
 import { resolveDatabaseServer, type DatabaseServer } from "../shared/database.js";
 
 /** The apps' logger: pino JSON on stdout at CORE_LOG_LEVEL (default info). */
@@ -101,4 +101,43 @@ async function runSteps(steps: readonly ShutdownStep[], logger: Logger, timeoutM
       clearTimeout(timer);
     }
   }
+}
+
+/** What an app started by {@link runApp} gets. */
+export interface AppContext {
+  system: CoreSystem;
+  logger: Logger;
+  database: DatabaseServer;
+}
+
+/**
+ * The shared life of the example apps: opens the database (CORE_DATABASE_URL, Docker or
+ * the embedded server in `.nexus/pgdata`), connects a system in CORE_NAMESPACE (`demo`),
+ * starts the app, and on SIGINT/SIGTERM runs the app's shutdown steps, then closes the
+ * system and the database. A failed start closes what was opened and exits 1.
+ */
+export function runApp(name: string, start: (context: AppContext) => Promise<readonly ShutdownStep[]>): void {
+  const logger = appLogger(name);
+  const run = async (): Promise<void> => {
+    const database = await openDatabase(".nexus/pgdata", logger);
+    let system: CoreSystem | undefined;
+    try {
+      system = await CoreSystem.connect({
+        connectionString: database.url,
+        namespace: process.env.CORE_NAMESPACE ?? "demo",
+        logger: logger.child({ component: "core" }),
+      });
+      const running = system;
+      const steps = await start({ system: running, logger, database });
+      onShutdownSignals([...steps, ["system", () => running.close()], ["database", () => database.stop()]], logger);
+    } catch (error) {
+      await system?.close().catch(() => {});
+      await database.stop().catch(() => {});
+      throw error;
+    }
+  };
+  run().catch((error: unknown) => {
+    logger.error({ err: error }, `${name} failed to start`);
+    process.exit(1);
+  });
 }

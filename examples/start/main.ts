@@ -10,41 +10,19 @@
  * goes to the server; the worker gets a random id.
  */
 import { randomUUID } from "node:crypto";
-import { CoreSystem } from "../../core/index.js";
-import { appLogger, onShutdownSignals, openDatabase } from "../server/runtime.js";
+import { runApp } from "../server/runtime.js";
 import { serveFromEnv } from "../server/serve.js";
 import { workerFromEnv } from "../worker/from-env.js";
 
-const logger = appLogger("start");
-
-async function main(): Promise<void> {
-  const database = await openDatabase(".nexus/pgdata", logger);
-  let system: CoreSystem | undefined;
-  try {
-    system = await CoreSystem.connect({
-      connectionString: database.url,
-      namespace: process.env.CORE_NAMESPACE ?? "demo",
-      logger: logger.child({ component: "core" }),
-    });
-    const worker = await workerFromEnv(system, logger.child({ app: "worker" }), randomUUID());
-    const server = await serveFromEnv(system, logger.child({ app: "server" }));
-    const running = system;
-    onShutdownSignals(
-      [
-        ["http server", () => server.close()],
-        ["worker", () => worker.stop()],
-        ["system", () => running.close()],
-        ["database", () => database.stop()],
-      ],
-      logger,
-    );
-    process.stdout.write(banner(server.url, worker.pattern, DATABASE_NOTES[database.source ?? "external"]));
-  } catch (error) {
-    await system?.close().catch(() => {});
-    await database.stop().catch(() => {});
-    throw error;
-  }
-}
+runApp("start", async ({ system, logger, database }) => {
+  const worker = await workerFromEnv(system, logger.child({ app: "worker" }), randomUUID());
+  const server = await serveFromEnv(system, logger.child({ app: "server" }));
+  process.stdout.write(banner(server.url, worker.pattern, DATABASE_NOTES[database.source ?? "external"]));
+  return [
+    ["http server", () => server.close()],
+    ["worker", () => worker.stop()],
+  ];
+});
 
 const DATABASE_NOTES = {
   external: "",
@@ -76,8 +54,3 @@ function exampleType(pattern: string): string {
     .map((segment) => (segment === "*" || segment === "**" ? "hello" : segment))
     .join(".");
 }
-
-main().catch((error: unknown) => {
-  logger.error({ err: error }, "npm start failed");
-  process.exit(1);
-});
