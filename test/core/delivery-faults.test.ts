@@ -3,7 +3,6 @@
  * its backends terminated mid-stream, the LISTEN connection lost, a graceful stop with
  * work in flight, and a handler slower than its visibility timeout.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,6 +10,8 @@ import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { CoreSystem, groupQueueName, type ConnectOptions, type SubscribeOptions } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { FixtureProcess } from "../support/fixture-process.js";
+import { deferred, sleep, waitUntil, within, type Deferred } from "../support/wait.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const hangingConsumer = path.join(repoRoot, "test/fixtures/hanging-consumer.ts");
@@ -19,106 +20,7 @@ const hangingConsumer = path.join(repoRoot, "test/fixtures/hanging-consumer.ts")
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const hex = (bytes = 4): string => randomBytes(bytes).toString("hex");
-
-/** Resolves with `promise`, or rejects after `ms` with a message naming what was awaited. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Polls `probe` until `accept` holds; fails after `ms` with `what` and the last value seen. */
-async function waitUntil<T>(what: string, probe: () => Promise<T> | T, accept: (value: T) => boolean, ms: number, intervalMs = 25): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what} (last value: ${JSON.stringify(value)})`);
-    await sleep(intervalMs);
-  }
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-/** A child consumer process running test/fixtures/hanging-consumer.ts. */
-class FixtureProcess {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  readonly #reports: Record<string, unknown>[] = [];
-  readonly #listeners = new Set<() => void>();
-  #output = "";
-  #buffer = "";
-
-  constructor(script: string, env: Record<string, string>) {
-    this.child = spawn(process.execPath, ["--import", "tsx", script], {
-      cwd: repoRoot,
-      env: { ...process.env, CORE_LOG_LEVEL: "warn", ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    this.exited = new Promise((resolve) => this.child.once("exit", (code, signal) => resolve({ code, signal })));
-    this.child.stdout.setEncoding("utf8").on("data", (chunk: string) => this.#onStdout(chunk));
-    this.child.stderr.setEncoding("utf8").on("data", (chunk: string) => (this.#output += chunk));
-    this.child.once("exit", () => this.#listeners.forEach((listener) => listener()));
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Waits for a report line accepted by `accept`; fails on timeout or if the child exits first. */
-  waitForReport(what: string, accept: (report: Record<string, unknown>) => boolean, ms: number): Promise<Record<string, unknown>> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = this.#reports.find(accept);
-        if (found) return finish(() => resolve(found));
-        if (!this.running) return finish(() => reject(new Error(`Child exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}. Output:\n${this.#output}`)));
-      };
-      const timer = setTimeout(() => finish(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}. Child output:\n${this.#output}`))), ms);
-      const finish = (settle: () => void): void => {
-        clearTimeout(timer);
-        this.#listeners.delete(check);
-        settle();
-      };
-      this.#listeners.add(check);
-      check();
-    });
-  }
-
-  /** SIGKILLs the child (if still running) and waits for it to exit. */
-  async kill(): Promise<void> {
-    if (this.running) this.child.kill("SIGKILL");
-    await within(5_000, `child ${this.child.pid} to exit after SIGKILL`, this.exited);
-  }
-
-  #onStdout(chunk: string): void {
-    this.#buffer += chunk;
-    let newline: number;
-    while ((newline = this.#buffer.indexOf("\n")) >= 0) {
-      const line = this.#buffer.slice(0, newline);
-      this.#buffer = this.#buffer.slice(newline + 1);
-      if (line.startsWith("FIXTURE ")) this.#reports.push(JSON.parse(line.slice("FIXTURE ".length)) as Record<string, unknown>);
-      else this.#output += `${line}\n`;
-    }
-    this.#listeners.forEach((listener) => listener());
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // Per-test resources: systems, child processes, effects tables. Always cleaned up.

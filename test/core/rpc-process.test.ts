@@ -12,13 +12,14 @@
  * of the visibility timeout does. One test, run only with RPC_REAL_VISIBILITY_TIMEOUT=1,
  * waits for the real 30 s instead.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, RemoteError, RequestTimeoutError, requestQueueName, type ConnectOptions } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { FixtureProcess } from "../support/fixture-process.js";
+import { sleep, waitUntil, within } from "../support/wait.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const responderScript = path.join(repoRoot, "test/fixtures/rpc-responder.ts");
@@ -28,33 +29,6 @@ const realVisibilityTimeout = process.env.RPC_REAL_VISIBILITY_TIMEOUT === "1";
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Resolves with `promise`, or rejects after `ms` with a message naming what was awaited. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Polls `probe` until `accept` holds; fails after `ms` with `what` and the last value seen. */
-async function waitUntil<T>(what: string, probe: () => Promise<T> | T, accept: (value: T) => boolean, ms: number, intervalMs = 25): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what} (last value: ${JSON.stringify(value)})`);
-    await sleep(intervalMs);
-  }
-}
-
-/** Settles with the outcome of `promise` without ever rejecting, and says when. */
 function outcome<T>(promise: Promise<T>): Promise<{ value?: T; error?: unknown; at: number }> {
   return promise.then(
     (value) => ({ value, at: performance.now() }),
@@ -64,68 +38,7 @@ function outcome<T>(promise: Promise<T>): Promise<{ value?: T; error?: unknown; 
 
 type Report = Record<string, unknown>;
 
-/** A child responder process running test/fixtures/rpc-responder.ts (the pattern of delivery-faults' FixtureProcess). */
-class ResponderProcess {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  readonly reports: Report[] = [];
-  readonly #listeners = new Set<() => void>();
-  #output = "";
-  #buffer = "";
-
-  constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, ["--import", "tsx", responderScript], {
-      cwd: repoRoot,
-      env: { ...process.env, CORE_LOG_LEVEL: "warn", ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    this.exited = new Promise((resolve) => this.child.once("exit", (code, signal) => resolve({ code, signal })));
-    this.child.stdout.setEncoding("utf8").on("data", (chunk: string) => this.#onStdout(chunk));
-    this.child.stderr.setEncoding("utf8").on("data", (chunk: string) => (this.#output += chunk));
-    this.child.once("exit", () => this.#listeners.forEach((listener) => listener()));
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Waits for a report accepted by `accept`; fails on timeout or if the child exits first. */
-  waitForReport(what: string, accept: (report: Report) => boolean, ms: number): Promise<Report> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = this.reports.find(accept);
-        if (found) return finish(() => resolve(found));
-        if (!this.running) return finish(() => reject(new Error(`Child exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}. Output:\n${this.#output}`)));
-      };
-      const timer = setTimeout(() => finish(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}. Child output:\n${this.#output}`))), ms);
-      const finish = (settle: () => void): void => {
-        clearTimeout(timer);
-        this.#listeners.delete(check);
-        settle();
-      };
-      this.#listeners.add(check);
-      check();
-    });
-  }
-
-  /** SIGKILLs the child (if still running) and waits for it to exit. */
-  async kill(): Promise<void> {
-    if (this.running) this.child.kill("SIGKILL");
-    await within(5_000, `child ${this.child.pid} to exit after SIGKILL`, this.exited);
-  }
-
-  #onStdout(chunk: string): void {
-    this.#buffer += chunk;
-    let newline: number;
-    while ((newline = this.#buffer.indexOf("\n")) >= 0) {
-      const line = this.#buffer.slice(0, newline);
-      this.#buffer = this.#buffer.slice(newline + 1);
-      if (line.startsWith("FIXTURE ")) this.reports.push(JSON.parse(line.slice("FIXTURE ".length)) as Report);
-      else this.#output += `${line}\n`;
-    }
-    this.#listeners.forEach((listener) => listener());
-  }
-}
+type ResponderProcess = FixtureProcess<Report>;
 
 // ---------------------------------------------------------------------------------------
 // Per-test resources: systems, child processes, LISTEN clients, namespaces. Always cleaned up.
@@ -186,7 +99,7 @@ async function connect(namespace: string, options: Partial<ConnectOptions> = {})
 }
 
 function startResponder(namespace: string, group: string, name: string, mode: "answer" | "hang"): ResponderProcess {
-  const child = new ResponderProcess({
+  const child = new FixtureProcess<Report>(responderScript, {
     FIXTURE_DATABASE_URL: testDatabaseUrl(),
     FIXTURE_NAMESPACE: namespace,
     FIXTURE_GROUP: group,

@@ -21,35 +21,11 @@ import {
   type CoreNode,
 } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
-import { sleep, waitUntil } from "../support/wait.js";
+import { deferred, sleep, waitUntil, within } from "../support/wait.js";
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/** Resolves with `promise`, or rejects after `ms` with a message naming what was awaited. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 /** The rejection of `promise` (fails the test if it resolves), and how long it took. */
 async function rejectionOf(promise: Promise<unknown>): Promise<{ error: unknown; ms: number }> {
