@@ -199,7 +199,6 @@ class Families {
 }
 
 const familiesByRegistry = new WeakMap<Registry, Families>();
-const metricsByPool = new WeakMap<pg.Pool, Metrics>();
 
 function familiesOf(registry: Registry): Families {
   let families = familiesByRegistry.get(registry);
@@ -234,15 +233,6 @@ export function validateMetricsOptions(options: unknown): asserts options is Met
   familiesOf(registry);
 }
 
-/**
- * The observer of a consumer of group `group` on `pool`, or undefined when the pool
- * belongs to no system with metrics. (Consumers find their system's metrics through its
- * pool, which they already hold.)
- */
-export function consumerObserver(pool: pg.Pool, namespace: string, group: string, kind: "event" | "request"): ConsumerObserver | undefined {
-  return metricsByPool.get(pool)?.observer({ namespace, group, kind });
-}
-
 /** A system's metrics. Created by the system; read it through `system.metricsText()`, `system.metrics()` and `system.topQueries()`. */
 export class Metrics {
   /** The registry the metrics are on. */
@@ -258,7 +248,6 @@ export class Metrics {
     this.#families = familiesOf(this.registry);
     this.#families.sources.add(this);
     this.#families.emitted.inc({ namespace: init.namespace }, 0);
-    metricsByPool.set(init.pool, this);
   }
 
   /** @internal The observer of one group's consumer; its series start at zero. */
@@ -378,7 +367,6 @@ export class Metrics {
   close(): void {
     this.#families.sources.delete(this);
     this.#families.databaseUp.remove({ namespace: this.namespace });
-    if (metricsByPool.get(this.#init.pool) === this) metricsByPool.delete(this.#init.pool);
   }
 
   /** @internal For a scrape: the database figures, or undefined (logged) when they cannot be read. */

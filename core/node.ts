@@ -84,6 +84,7 @@ export class CoreNode {
       namespace,
       { viaQueue: init.system.repliesViaQueue, sendStacks: init.system.sendErrorStacks, nodeId: init.nodeId, pool },
       this.logger,
+      (group, kind) => init.system.consumerObserver(group, kind),
     );
     this.#inbox = new NodeInbox({
       nodeId: init.nodeId,

@@ -10,10 +10,9 @@ import { ValidationError } from "./errors.js";
 import type { EventHandler, SubscribeOptions } from "./events.js";
 import type { Logger } from "./logger.js";
 import { assertGroup, assertPattern, groupQueueName, requestQueueName } from "./names.js";
-import { consumerObserver } from "./metrics.js";
+import type { ConsumerObserver } from "./metrics.js";
 import { assertCount, assertMilliseconds } from "./payload.js";
 import { subscribe } from "./queries/subscribe.js";
-import { subscribeRequests } from "./queries/subscribe-requests.js";
 import { unsubscribe } from "./queries/unsubscribe.js";
 
 /** Options of {@link CoreNode.onRequest}. */
@@ -93,7 +92,13 @@ export class NodeSubscriptions {
   readonly #requests = new Map<string, GroupEntry<RequestHandler>>();
   #started = false;
 
-  constructor(pool: pg.Pool, namespace: string, replies: ReplyOptions, logger: Logger) {
+  constructor(
+    pool: pg.Pool,
+    namespace: string,
+    replies: ReplyOptions,
+    logger: Logger,
+    private readonly observe: (group: string, kind: Kind) => ConsumerObserver,
+  ) {
     this.#pool = pool;
     this.#namespace = namespace;
     this.#replies = replies;
@@ -152,8 +157,7 @@ export class NodeSubscriptions {
   }
 
   async #record<THandler>(kind: Kind, group: string, pattern: string, entry: GroupEntry<THandler>): Promise<void> {
-    if (kind === "event") await subscribe(this.#pool, this.#namespace, group, pattern, entry.consumer.queue);
-    else await subscribeRequests(this.#pool, this.#namespace, group, pattern, entry.consumer.queue);
+    await subscribe(this.#pool, this.#namespace, group, pattern, entry.consumer.queue, kind);
     entry.consumer.start();
   }
 
@@ -191,7 +195,7 @@ export class NodeSubscriptions {
       settings,
       dispatcher: entry.dispatcher,
       logger: this.#logger,
-      observer: consumerObserver(this.#pool, this.#namespace, group, kind),
+      observer: this.observe(group, kind),
     });
     return entry;
   }

@@ -25,7 +25,7 @@ import { replay, type ReplayOptions, type ReplayResult } from "./replay.js";
 import { schedulerSettings, validateSchedulerOptions, type SchedulerOptions, type SchedulerSettings } from "./scheduler.js";
 import type { Registry } from "prom-client";
 import { DeadLetters } from "./dead-letters.js";
-import { Metrics, validateMetricsOptions, type MetricsOptions, type MetricsSnapshot, type TopQueries } from "./metrics.js";
+import { Metrics, validateMetricsOptions, type ConsumerObserver, type MetricsOptions, type MetricsSnapshot, type TopQueries } from "./metrics.js";
 
 /** Options of {@link CoreSystem.connect}. */
 export interface ConnectOptions {
@@ -268,6 +268,11 @@ export class CoreSystem {
     fetchBroadcastPayload(this.pool, message.r).then(deliver, (error: unknown) =>
       this.logger.warn({ error: { message: (error as Error).message }, channel: message.b }, "could not fetch a large broadcast payload"),
     );
+  }
+
+  /** @internal The metrics observer of a consumer of `group` (used by nodes' consumers). */
+  consumerObserver(group: string, kind: "event" | "request"): ConsumerObserver {
+    return this.#metrics.observer({ namespace: this.namespace, group, kind });
   }
 
   /** @internal Publishes validated rows (used by nodes). */

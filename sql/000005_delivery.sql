@@ -48,24 +48,47 @@ create table core.message_failures (
 
 comment on table core.message_failures is 'Failures of messages still being retried; moved into the dead letter when attempts run out.';
 
--- core.subscribe(namespace, group, pattern, queue_name)
---   Records the durable subscription and creates the group's queue and dead-letter queue
---   when they do not exist yet. (pgmq.create is idempotent, but its CREATE INDEX IF NOT
---   EXISTS takes a SHARE lock on an existing queue table, which would make a starting node
---   wait for every running handler transaction of the group.) Returns nothing.
---   Locks: the subscription row; pgmq.create's locks only for a new queue.
-create function core.subscribe(p_namespace text, p_group text, p_pattern text, p_queue text) returns void
+-- core.ensure_queue(queue_name)
+--   Creates the pgmq queue when it does not exist yet. (pgmq.create is idempotent, but its
+--   CREATE INDEX IF NOT EXISTS takes a SHARE lock on an existing queue table, which would
+--   make a starting node wait for every running handler transaction of the queue.)
+--   Locks: pgmq.create's, only for a new queue.
+create function core.ensure_queue(p_queue text) returns void
 language plpgsql as $$
 begin
-  insert into core.namespaces (name) values (p_namespace) on conflict (name) do nothing;
   if not exists (select 1 from pgmq.meta where queue_name = p_queue) then
     perform pgmq.create(p_queue);
   end if;
-  if not exists (select 1 from pgmq.meta where queue_name = p_queue || '_dlq') then
-    perform pgmq.create(p_queue || '_dlq');
+end;
+$$;
+
+-- core.drop_queue_if_exists(queue_name)
+--   Drops the pgmq queue, with what it holds, when it exists. Locks: ACCESS EXCLUSIVE on
+--   its tables.
+create function core.drop_queue_if_exists(p_queue text) returns void
+language plpgsql as $$
+begin
+  if exists (select 1 from pgmq.meta where queue_name = p_queue) then
+    perform pgmq.drop_queue(p_queue);
+  end if;
+end;
+$$;
+
+-- core.subscribe(namespace, group, pattern, queue_name, kind)
+--   Records the durable subscription and creates the group's queue when it does not exist
+--   yet: for events with its dead-letter queue, for requests (kind 'request', the group's
+--   request queue) without. Returns nothing. Locks: the subscription row.
+create function core.subscribe(p_namespace text, p_group text, p_pattern text, p_queue text, p_kind text default 'event')
+returns void
+language plpgsql as $$
+begin
+  insert into core.namespaces (name) values (p_namespace) on conflict (name) do nothing;
+  perform core.ensure_queue(p_queue);
+  if p_kind = 'event' then
+    perform core.ensure_queue(p_queue || '_dlq');
   end if;
   insert into core.subscriptions (namespace, group_name, pattern, queue_name, kind)
-  values (p_namespace, p_group, p_pattern, p_queue, 'event')
+  values (p_namespace, p_group, p_pattern, p_queue, p_kind)
   on conflict (namespace, group_name, pattern, kind) do nothing;
 end;
 $$;
@@ -99,9 +122,7 @@ begin
   get diagnostics v_removed = row_count;
   delete from core.message_failures where queue_name = p_queue;
   foreach v_queue in array array[p_queue, p_queue || '_dlq', p_queue || '_rq'] loop
-    if exists (select 1 from pgmq.meta where queue_name = v_queue) then
-      perform pgmq.drop_queue(v_queue);
-    end if;
+    perform core.drop_queue_if_exists(v_queue);
   end loop;
   return v_removed;
 end;

@@ -24,22 +24,6 @@ language sql immutable strict parallel safe as $$
   select 'nexus:n:' || p_node_id::text;
 $$;
 
--- core.subscribe_requests(namespace, group, pattern, queue_name)
---   Records that the group answers requests matching pattern, on its request queue,
---   creating the queue when it does not exist yet. Returns nothing.
-create function core.subscribe_requests(p_namespace text, p_group text, p_pattern text, p_queue text) returns void
-language plpgsql as $$
-begin
-  insert into core.namespaces (name) values (p_namespace) on conflict (name) do nothing;
-  if not exists (select 1 from pgmq.meta where queue_name = p_queue) then
-    perform pgmq.create(p_queue);
-  end if;
-  insert into core.subscriptions (namespace, group_name, pattern, queue_name, kind)
-  values (p_namespace, p_group, p_pattern, p_queue, 'request')
-  on conflict (namespace, group_name, pattern, kind) do nothing;
-end;
-$$;
-
 -- core.ensure_node_queue(node_id)
 --   Creates the node's queue and its dead-letter queue when missing; returns the queue.
 create function core.ensure_node_queue(p_node_id uuid) returns text
@@ -47,10 +31,8 @@ language plpgsql as $$
 declare
   v_queue text := core.node_queue(p_node_id);
 begin
-  if not exists (select 1 from pgmq.meta where queue_name = v_queue) then
-    perform pgmq.create(v_queue);
-    perform pgmq.create(v_queue || '_dlq');
-  end if;
+  perform core.ensure_queue(v_queue);
+  perform core.ensure_queue(v_queue || '_dlq');
   return v_queue;
 end;
 $$;
@@ -173,9 +155,7 @@ begin
        and coalesce(n.stopped_at, n.last_heartbeat_at) < now() - p_node_queue_grace
   loop
     perform pgmq.drop_queue(v_queue);
-    if exists (select 1 from pgmq.meta where queue_name = v_queue || '_dlq') then
-      perform pgmq.drop_queue(v_queue || '_dlq');
-    end if;
+    perform core.drop_queue_if_exists(v_queue || '_dlq');
     v_dropped := v_dropped + 1;
   end loop;
   return v_dropped;

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, RemoteError, RequestTimeoutError, requestQueueName, type ConnectOptions } from "../../core/index.js";
-import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { dropNamespaceLeftovers, testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { FixtureProcess } from "../support/fixture-process.js";
 import { sleep, waitUntil, within } from "../support/wait.js";
 
@@ -59,32 +59,12 @@ afterEach(async () => {
   await Promise.allSettled(children.splice(0).map((child) => child.kill()));
   await Promise.allSettled(listeners.splice(0).map((client) => client.end()));
   await Promise.allSettled(systems.splice(0).map((system) => system.close()));
-  for (const namespace of namespaces.splice(0)) await cleanNamespace(namespace);
+  for (const namespace of namespaces.splice(0)) await dropNamespaceLeftovers(admin, namespace);
 });
 
 afterAll(async () => {
   await admin?.end();
 });
-
-/** Drops what a test left in the shared database: its groups (queues included) and its nodes' queues. */
-async function cleanNamespace(namespace: string): Promise<void> {
-  const { rows: groups } = await admin.query<{ group_name: string }>("select distinct group_name from core.subscriptions where namespace = $1", [namespace]);
-  if (groups.length > 0) {
-    const cleaner = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace });
-    try {
-      for (const { group_name } of groups) await cleaner.dropGroup(group_name);
-    } finally {
-      await cleaner.close();
-    }
-  }
-  await admin.query(
-    `select pgmq.drop_queue(m.queue_name)
-       from core.nodes n
-       join pgmq.meta m on m.queue_name in (core.node_queue(n.node_id), core.node_queue(n.node_id) || '_dlq')
-      where n.namespace = $1`,
-    [namespace],
-  );
-}
 
 function newNamespace(label: string): string {
   const namespace = uniqueNamespace(label);

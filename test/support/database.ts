@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { CoreSystem } from "../../core/index.js";
 import { inject } from "vitest";
 
 /** Connection string of the database the whole test run shares. */
@@ -47,4 +48,28 @@ export async function withClient<T>(url: string, work: (client: pg.Client) => Pr
   } finally {
     await client.end();
   }
+}
+
+/**
+ * Drops what a test left in the shared database for `namespace`: its groups (their queues
+ * included), its nodes' own queues and its large broadcast payloads.
+ */
+export async function dropNamespaceLeftovers(admin: pg.Pool, namespace: string): Promise<void> {
+  const { rows: groups } = await admin.query<{ group_name: string }>("select distinct group_name from core.subscriptions where namespace = $1", [namespace]);
+  if (groups.length > 0) {
+    const cleaner = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace });
+    try {
+      for (const { group_name } of groups) await cleaner.dropGroup(group_name);
+    } finally {
+      await cleaner.close();
+    }
+  }
+  await admin.query(
+    `select pgmq.drop_queue(m.queue_name)
+       from core.nodes n
+       join pgmq.meta m on m.queue_name in (core.node_queue(n.node_id), core.node_queue(n.node_id) || '_dlq')
+      where n.namespace = $1`,
+    [namespace],
+  );
+  await admin.query("delete from core.broadcast_payloads where namespace = $1", [namespace]);
 }
