@@ -10,6 +10,7 @@ import { registerEvents } from "./commands/events.js";
 import { registerMigrate } from "./commands/migrate.js";
 import { registerNodes } from "./commands/nodes.js";
 import { registerQueues } from "./commands/queues.js";
+import { registerRoles } from "./commands/roles.js";
 import { registerSchedules } from "./commands/schedules.js";
 import { registerSql } from "./commands/sql.js";
 import { registerStatus } from "./commands/status.js";
@@ -49,6 +50,7 @@ export function buildProgram(): Command {
   registerDlq(program);
   registerSchedules(program);
   registerMigrate(program);
+  registerRoles(program);
   registerSql(program);
   // Only the program itself takes any word, to report it as an unknown command (set after
   // the subcommands, which inherit the settings of the moment they are added).

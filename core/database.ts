@@ -2,7 +2,7 @@
  * Pools and the translation of driver errors into the package's typed errors.
  */
 import pg from "pg";
-import { ConnectionError, DatabaseError, NexusError } from "./errors.js";
+import { ConnectionError, DatabaseError, NexusError, PermissionError } from "./errors.js";
 import { redactConnectionString, scrubSecret, type Logger } from "./logger.js";
 
 /** SQLSTATE codes the package acts on, by name. */
@@ -88,6 +88,15 @@ export function toNexusError(error: unknown, doing: string, connectionString: st
     return new ConnectionError(
       `Could not ${doing}: the database at ${redactConnectionString(connectionString)} is unreachable (${reason}). ` +
         `Check that PostgreSQL is running and that CORE_DATABASE_URL (or connectionString) is right.`,
+      { cause: error, sqlState },
+    );
+  }
+  if (sqlState === SqlState.insufficientPrivilege) {
+    // A namespace role outside its namespace (row-level security, queue grants) or a role
+    // short of a privilege: say so plainly rather than pass on the raw database message.
+    return new PermissionError(
+      `Could not ${doing}: permission denied (${reason}). The database role of this connection may not do this: ` +
+        `a namespace role works only in its own namespace; use that namespace, or connect with a role that holds the privilege.`,
       { cause: error, sqlState },
     );
   }

@@ -20,6 +20,7 @@ export const ErrorCode = {
   handlerTimeout: "ERR_NEXUS_HANDLER_TIMEOUT",
   cancelled: "ERR_NEXUS_CANCELLED",
   unknownGroup: "ERR_NEXUS_UNKNOWN_GROUP",
+  permissionDenied: "ERR_NEXUS_PERMISSION_DENIED",
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -189,5 +190,20 @@ export class UnknownGroupError extends NexusError {
       { cause },
     );
     this.group = group;
+  }
+}
+
+/**
+ * The database refused the call for want of a privilege (SQLSTATE 42501): a namespace
+ * role working outside its namespace, or a role without a privilege an operation needs
+ * (e.g. CREATEROLE to create namespace roles).
+ */
+export class PermissionError extends NexusError {
+  /** The privilege that is missing, when the package knows it (e.g. `CREATEROLE`). */
+  readonly privilege: string | undefined;
+
+  constructor(message: string, options: NexusErrorOptions & { privilege?: string } = {}) {
+    super(ErrorCode.permissionDenied, message, { ...options, sqlState: options.sqlState ?? "42501" });
+    this.privilege = options.privilege;
   }
 }

@@ -18,6 +18,7 @@ export {
   HandlerTimeoutError,
   CancelledError,
   UnknownGroupError,
+  PermissionError,
   ErrorCode,
   type NexusErrorOptions,
   type SerializedError,
@@ -32,6 +33,7 @@ export {
   deadLetterQueueName,
   isUuid,
 } from "./names.js";
+export { defaultNamespaceRoleName, type NamespaceRole, type NamespaceRoleOptions } from "./roles.js";
 export { migrate, loadMigrations, defaultMigrationsDir, type Migration, type MigrationReport } from "./migrations.js";
 export { redactConnectionString, type Logger } from "./logger.js";
 export { SqlState, type PoolOptions } from "./database.js";

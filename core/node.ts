@@ -9,7 +9,7 @@ import type { BatchEvent, EmitOptions, EventHandler, SubscribeOptions } from "./
 import { NodeInbox } from "./inbox.js";
 import type { Logger } from "./logger.js";
 import { assertEventType, assertPattern, isUuid } from "./names.js";
-import { assertHeaders, assertMilliseconds, assertPayload } from "./payload.js";
+import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload } from "./payload.js";
 import type { EmitRow } from "./queries/emit.js";
 import { markDeadNodes } from "./queries/mark-dead-nodes.js";
 import { stopNode } from "./queries/stop-node.js";
@@ -332,9 +332,7 @@ export class CoreNode {
     assertPayload(event.payload, this.system.maxPayloadBytes);
     assertHeaders(event.headers);
     assertMilliseconds("delay", event.delay, 0, 7 * 86_400_000);
-    if (event.idempotencyKey !== undefined && (typeof event.idempotencyKey !== "string" || event.idempotencyKey.length < 1 || event.idempotencyKey.length > 255)) {
-      throw new ValidationError("idempotencyKey", "idempotencyKey must be a string of 1-255 characters.");
-    }
+    assertIdempotencyKey(event.idempotencyKey);
     return {
       type: event.type,
       payload: event.payload,

@@ -26,14 +26,33 @@ export function assertPayload(payload: unknown, maxBytes: number, argument = "pa
   if (json === undefined) {
     throw new ValidationError(argument, `The ${argument} is not JSON-serialisable (${typeof payload}); send plain JSON data (use null for "nothing").`);
   }
-  if (json.includes("\\u0000")) {
+  const escape = unstorableEscape(json);
+  if (escape === "\\u0000") {
     throw new ValidationError(argument, `The ${argument} contains the character \\u0000, which PostgreSQL's jsonb cannot store; remove or encode it.`);
+  }
+  if (escape !== undefined) {
+    throw new ValidationError(
+      argument,
+      `The ${argument} contains a lone UTF-16 surrogate (${escape}), which is not Unicode text and which PostgreSQL's jsonb refuses; send well-formed strings.`,
+    );
   }
   const bytes = Buffer.byteLength(json);
   if (bytes > maxBytes) {
     throw new ValidationError(argument, `The ${argument} is ${bytes} bytes as JSON; the limit is ${maxBytes} bytes (option maxPayloadBytes).`);
   }
   return bytes;
+}
+
+/** A UTF-16 surrogate without its other half (not Unicode text: jsonb refuses it). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The first escape in JSON text that jsonb cannot store: `\u0000`, or a lone surrogate,
+ * which JSON.stringify writes as `\udXXX`. An escape counts only after an even number of
+ * backslashes: the text `\\u0000` is an escaped backslash followed by "u0000", which is fine.
+ */
+function unstorableEscape(json: string): string | undefined {
+  return /(?<!\\)(?:\\\\)*(\\u(?:0000|d[89a-f][0-9a-f]{2}))/i.exec(json)?.[1];
 }
 
 /** Checks that headers are a plain object of string values without `\u0000`. */
@@ -49,6 +68,20 @@ export function assertHeaders(headers: unknown): asserts headers is EventHeaders
     if (key.includes("\u0000") || value.includes("\u0000")) {
       throw new ValidationError("headers", `Header ${JSON.stringify(key)} contains \\u0000, which PostgreSQL cannot store.`);
     }
+    if (LONE_SURROGATE.test(key) || LONE_SURROGATE.test(value)) {
+      throw new ValidationError("headers", `Header ${JSON.stringify(key)} contains a lone UTF-16 surrogate, which PostgreSQL's jsonb refuses; send well-formed strings.`);
+    }
+  }
+}
+
+/** Checks an optional idempotency key: 1-255 characters that PostgreSQL can store (no `\u0000`, no lone surrogate). */
+export function assertIdempotencyKey(key: unknown): asserts key is string | undefined {
+  if (key === undefined) return;
+  if (typeof key !== "string" || key.length < 1 || key.length > 255) {
+    throw new ValidationError("idempotencyKey", "idempotencyKey must be a string of 1-255 characters.");
+  }
+  if (key.includes("\u0000") || LONE_SURROGATE.test(key)) {
+    throw new ValidationError("idempotencyKey", "idempotencyKey contains \\u0000 or a lone UTF-16 surrogate, which PostgreSQL cannot store; use well-formed text.");
   }
 }
 

@@ -14,7 +14,7 @@ import { NotificationListener } from "./listener.js";
 import { CoreNode, type NodeTimings } from "./node.js";
 import { assertEventType, assertGroup, groupQueueName, isUuid } from "./names.js";
 import { broadcast, fetchBroadcastPayload } from "./queries/broadcast.js";
-import { assertHeaders, assertMilliseconds, assertPayload, DEFAULT_MAX_PAYLOAD_BYTES } from "./payload.js";
+import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload, DEFAULT_MAX_PAYLOAD_BYTES } from "./payload.js";
 import { Publisher } from "./publisher.js";
 import { dropGroup } from "./queries/drop-group.js";
 import type { EmitOutcome, EmitRow } from "./queries/emit.js";
@@ -22,6 +22,7 @@ import type { Queryable } from "./queries/queryable.js";
 import { registerNode } from "./queries/register-node.js";
 import { maintainEventLog, resolveEventLogOptions, type EventLogMaintenanceReport, type EventLogOptions, type EventLogSettings } from "./event-log.js";
 import { replay, type ReplayOptions, type ReplayResult } from "./replay.js";
+import { createNamespaceRole, type NamespaceRole, type NamespaceRoleOptions } from "./roles.js";
 import { schedulerSettings, validateSchedulerOptions, type SchedulerOptions, type SchedulerSettings } from "./scheduler.js";
 import type { Registry } from "prom-client";
 import { DeadLetters } from "./dead-letters.js";
@@ -197,6 +198,7 @@ export class CoreSystem {
     assertPayload(payload, this.maxPayloadBytes);
     assertHeaders(options.headers);
     assertMilliseconds("delay", options.delay, 0, 7 * 86_400_000);
+    assertIdempotencyKey(options.idempotencyKey);
     const row: EmitRow = {
       type,
       payload,
@@ -205,6 +207,25 @@ export class CoreSystem {
       ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
     };
     return this.#publisher.statement([row], options.sourceNode ?? null);
+  }
+
+  /**
+   * Creates a PostgreSQL login role confined to `namespace` (by default
+   * `nexus_ns_<namespace>`): it can emit and consume there and nothing else (row-level
+   * security on the shared tables, grants on the namespace's queues only). Connect its
+   * nodes with `replies: 'queue'`, since NOTIFY payloads are readable by any role. Needs
+   * CREATEROLE: without it, a `PermissionError` says so.
+   *
+   * @example
+   * const { roleName } = await system.createNamespaceRole("tenant-a", { password: secret });
+   */
+  async createNamespaceRole(namespace: string, options: NamespaceRoleOptions = {}): Promise<NamespaceRole> {
+    this.#assertOpen();
+    try {
+      return await createNamespaceRole(this.pool, namespace, options);
+    } catch (error) {
+      throw this.toError(error, `create the role of namespace ${String(namespace)}`);
+    }
   }
 
   /**

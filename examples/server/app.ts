@@ -12,7 +12,7 @@
  */
 import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from "fastify";
 import type { CoreNode, CoreSystem, Logger } from "../../core/index.js";
 import { AdminToken } from "./auth.js";
 import { answerFor } from "./errors.js";
@@ -40,6 +40,8 @@ export interface ServerOptions {
   batchBodyLimit?: number;
   /** Admin requests allowed per client (IP) and window; false turns the limit off (default 30 per minute). */
   adminRateLimit?: { max: number; timeWindowMs: number } | false;
+  /** Ingest requests allowed per client, route (`POST /events`, `POST /events/batch`) and window; default false: not limited. */
+  ingestRateLimit?: { max: number; timeWindowMs: number } | false;
   /** Milliseconds `/readyz` waits for the database (default 2,000). */
   readinessTimeoutMs?: number;
   /** The logger of requests and errors (default: the system's). */
@@ -59,6 +61,7 @@ export interface RouteContext {
   bodyLimit: number;
   batchBodyLimit: number;
   adminRateLimit: { max: number; timeWindow: number } | false;
+  ingestRateLimit: { max: number; timeWindow: number } | false;
   readinessTimeoutMs: number;
 }
 
@@ -76,6 +79,12 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     ajv: { customOptions: { removeAdditional: false } },
     // Keep-alive sockets that sit idle are closed on shutdown; busy ones finish their request.
     forceCloseConnections: "idle",
+    // Errors the router raises before any route (a path parameter too long, a malformed
+    // URL) get the same error body as the others, without the URL echoed back.
+    frameworkErrors: (error, _request, reply) => {
+      const answer = answerFor(error);
+      void (reply as FastifyReply).code(answer.status).headers(answer.headers).send(answer.body);
+    },
   });
   // On close, answers still in flight end their keep-alive connection, so close() does not
   // wait for clients' idle sockets (Fastify closes only the connections idle at that moment).
@@ -127,7 +136,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
 function resolveContext(options: ServerOptions): RouteContext {
   const maxBatch = options.maxBatch ?? 1_000;
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 100_000) throw new RangeError(`maxBatch must be a whole number from 1 to 100000; got ${maxBatch}.`);
-  const limit = options.adminRateLimit ?? { max: 30, timeWindowMs: 60_000 };
+  const limit = rateLimitOf("adminRateLimit", options.adminRateLimit ?? { max: 30, timeWindowMs: 60_000 });
+  const ingestLimit = rateLimitOf("ingestRateLimit", options.ingestRateLimit ?? false);
   return {
     system: options.system,
     node: options.node,
@@ -135,7 +145,17 @@ function resolveContext(options: ServerOptions): RouteContext {
     maxBatch,
     bodyLimit: options.bodyLimit ?? options.system.maxPayloadBytes + BODY_OVERHEAD_BYTES,
     batchBodyLimit: options.batchBodyLimit ?? 16 * 1024 * 1024,
-    adminRateLimit: limit === false ? false : { max: limit.max, timeWindow: limit.timeWindowMs },
+    adminRateLimit: limit,
+    ingestRateLimit: ingestLimit,
     readinessTimeoutMs: options.readinessTimeoutMs ?? 2_000,
   };
+}
+
+/** A rate limit option in @fastify/rate-limit's terms, checked: whole numbers of at least 1. */
+function rateLimitOf(name: string, limit: { max: number; timeWindowMs: number } | false): { max: number; timeWindow: number } | false {
+  if (limit === false) return false;
+  if (!Number.isInteger(limit?.max) || limit.max < 1 || !Number.isInteger(limit.timeWindowMs) || limit.timeWindowMs < 1) {
+    throw new RangeError(`${name} must be false or { max, timeWindowMs } with whole numbers of at least 1; got ${JSON.stringify(limit)}.`);
+  }
+  return { max: limit.max, timeWindow: limit.timeWindowMs };
 }

@@ -5,7 +5,7 @@
  * system shutting down) 503. Anything unexpected is a 500 whose body says only that it
  * was logged: stacks and SQL never reach the client.
  */
-import { ClosedError, ConnectionError, InvalidNameError, UnknownGroupError, ValidationError } from "../../core/index.js";
+import { ClosedError, ConnectionError, InvalidNameError, PermissionError, UnknownGroupError, ValidationError } from "../../core/index.js";
 
 /** The body of every error answer. */
 export interface ErrorBody {
@@ -56,6 +56,9 @@ const FRAMEWORK_ERRORS: Record<string, { code: string; message?: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { code: "malformed_json" },
   FST_ERR_CTP_EMPTY_JSON_BODY: { code: "malformed_json", message: "The body is empty but its content-type is application/json: send a JSON document." },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: "bad_request" },
+  // Router errors: their own messages repeat the whole URL back to the client.
+  FST_ERR_MAX_PARAM_LENGTH: { code: "uri_too_long", message: "A path parameter is longer than the server accepts (100 characters); group names have at most 40." },
+  FST_ERR_BAD_URL: { code: "bad_request", message: "The URL is malformed (an invalid percent-encoding)." },
 };
 
 /** Maps any error a route or Fastify raised onto the answer the client gets. */
@@ -70,6 +73,8 @@ export function answerFor(error: unknown): ErrorAnswer {
   if (error instanceof InvalidNameError) return clientError(400, "invalid_name", error.message);
   if (error instanceof ValidationError) return clientError(400, "invalid_argument", error.message);
   if (error instanceof UnknownGroupError) return clientError(404, "unknown_group", error.message);
+  // A namespace role refused by the database (row-level security, queue grants).
+  if (error instanceof PermissionError) return clientError(403, "permission_denied", error.message);
   const fastify = error as { statusCode?: unknown; code?: unknown; message?: unknown; validation?: unknown; validationContext?: unknown };
   if (fastify.validation !== undefined) return clientError(400, "invalid_request", String(fastify.message));
   const status = typeof fastify.statusCode === "number" ? fastify.statusCode : 500;

@@ -4,7 +4,8 @@
  *
  * PORT (3000), HOST (127.0.0.1; 0.0.0.0 in a container), CORE_ADMIN_TOKEN (admin routes
  * disabled without it), CORE_MAX_BATCH (1000 events per batch), CORE_ADMIN_RATE_LIMIT
- * (admin requests per minute and client, 30), CORE_LOG_REQUESTS (1: log every request).
+ * (admin requests per minute and client, 30), CORE_INGEST_RATE_LIMIT (ingest requests per
+ * minute and client; unset: not limited), CORE_LOG_REQUESTS (1: log every request).
  */
 import type { FastifyInstance } from "fastify";
 import type { CoreSystem, Logger } from "../../core/index.js";
@@ -30,6 +31,7 @@ export async function serveFromEnv(system: CoreSystem, logger: Logger, nodeId?: 
     adminToken,
     maxBatch: intFromEnv("CORE_MAX_BATCH", 1_000, 1, 100_000),
     adminRateLimit: { max: intFromEnv("CORE_ADMIN_RATE_LIMIT", 30, 1), timeWindowMs: 60_000 },
+    ingestRateLimit: process.env.CORE_INGEST_RATE_LIMIT ? { max: intFromEnv("CORE_INGEST_RATE_LIMIT", 1, 1), timeWindowMs: 60_000 } : false,
     logger,
     logRequests: /^(1|true|yes)$/i.test(process.env.CORE_LOG_REQUESTS ?? ""),
   });

@@ -13,7 +13,7 @@ beforeAll(ensureSchema);
 // Every test works in a namespace or database of its own: they run at once.
 describe.concurrent("nexus", () => {
   describe("the command tree", () => {
-    it("has every subcommand of the issue", () => {
+    it("has every subcommand of the issue, and roles create (issue 11)", () => {
       const program = buildProgram();
       const tree = Object.fromEntries(program.commands.map((command) => [command.name(), command.commands.map((sub) => sub.name())]));
       expect(tree).toEqual({
@@ -25,6 +25,7 @@ describe.concurrent("nexus", () => {
         schedules: ["list", "add", "pause", "resume", "remove"],
         migrate: [],
         sql: [],
+        roles: ["create"],
       });
     });
   });

@@ -5,16 +5,19 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { RouteContext } from "../app.js";
-import { payloadTooLarge } from "../errors.js";
+import { HttpError, payloadTooLarge } from "../errors.js";
 import { batchSchema, errorResponses, eventSchema, type EventBody } from "../schemas.js";
 
-const ERRORS = errorResponses(400, 413, 415, 503);
+const ERRORS = errorResponses(400, 403, 413, 415, 429, 503);
 
 export function registerEventRoutes(app: FastifyInstance, context: RouteContext): void {
   const { node, system } = context;
   app.post<{ Body: EventBody }>(
     "/events",
     {
+      // Limited per client only when the server is configured to (option ingestRateLimit).
+      config: { rateLimit: context.ingestRateLimit },
+      preValidation: async (request) => assertUncoerced([request.body]),
       schema: {
         summary: "Emit one event",
         description: "Writes the event to the log and to the queue of every subscribed group, then answers 202 with its id.",
@@ -34,6 +37,11 @@ export function registerEventRoutes(app: FastifyInstance, context: RouteContext)
     "/events/batch",
     {
       bodyLimit: context.batchBodyLimit,
+      config: { rateLimit: context.ingestRateLimit },
+      preValidation: async (request) => {
+        const events = (request.body as { events?: unknown } | null)?.events;
+        if (Array.isArray(events)) assertUncoerced(events);
+      },
       schema: {
         summary: `Emit up to ${context.maxBatch} events at once`,
         description: "All or nothing, in order, in one transaction; answers 202 with the ids in the order given.",
@@ -64,4 +72,33 @@ async function emitting<T>(payloads: unknown[], maxBytes: number, emit: () => Pr
   } catch (error) {
     throw payloadTooLarge(error, payloads, maxBytes) ?? error;
   }
+}
+
+/** The string fields of an event: Fastify's validator would turn a number or null there into a string. */
+const STRING_FIELDS = ["type", "idempotencyKey"] as const;
+
+/**
+ * Refuses event fields of the wrong JSON type before schema validation, which coerces
+ * types (null to "", 5 to "5", "5" to 5): an event must be stored as sent, or refused.
+ */
+function assertUncoerced(events: readonly unknown[]): void {
+  events.forEach((event, index) => {
+    if (event === null || typeof event !== "object" || Array.isArray(event)) return;
+    const fields = event as Record<string, unknown>;
+    const where = events.length > 1 ? `events/${index}/` : "";
+    for (const field of STRING_FIELDS) {
+      if (field in fields && typeof fields[field] !== "string") throw wrongType(`${where}${field}`, "a string");
+    }
+    if ("delay" in fields && typeof fields.delay !== "number") throw wrongType(`${where}delay`, "a whole number of milliseconds");
+    const headers = fields.headers;
+    if (headers !== null && typeof headers === "object" && !Array.isArray(headers)) {
+      for (const [name, value] of Object.entries(headers)) {
+        if (typeof value !== "string") throw wrongType(`${where}headers/${name}`, "a string");
+      }
+    }
+  });
+}
+
+function wrongType(field: string, expected: string): HttpError {
+  return new HttpError(400, "invalid_request", `body/${field} must be ${expected}; values are not converted.`);
 }
