@@ -24,12 +24,11 @@ import { SavepointClient, type HandlerClient } from "./handler-client.js";
 import type { Logger } from "./logger.js";
 import type { ConsumerObserver } from "./metrics.js";
 import { jitteredBackoff } from "./listener.js";
-import { ackMessages } from "./queries/ack-messages.js";
 import { failMessage, type RecordedError } from "./queries/fail-message.js";
 import { lockMessages } from "./queries/lock-messages.js";
 import { readMessages, type QueueMessage } from "./queries/read-messages.js";
-import { releaseMessages } from "./queries/release-messages.js";
-import { sendToNodes, type NodeMessage } from "./queries/send-to-node.js";
+import type { NodeMessage } from "./queries/send-to-node.js";
+import { settleBatch } from "./queries/settle-batch.js";
 
 /** Settings of a consumer, defaults applied. */
 export interface ConsumerSettings {
@@ -90,6 +89,11 @@ export interface ConsumerInit {
 const CANCEL_GRACE_MS = 5_000;
 
 type Delivery = { ok: true; followUp: FollowUp | undefined } | { ok: false; error: unknown };
+
+/** How a batch ended: whether its lane should read again at once (a full batch, or a failed message visible again now) rather than sleep. */
+interface BatchOutcome {
+  readAgain: boolean;
+}
 
 /** Consumes one queue. */
 export class QueueConsumer {
@@ -164,9 +168,12 @@ export class QueueConsumer {
     while (this.#running) {
       const generation = this.#wakeGeneration;
       try {
-        const taken = this.settings.readInTransaction ? await this.#handleBatch((client) => this.#read(client)) : await this.#readThenHandle();
+        const batch = this.settings.readInTransaction ? await this.#handleBatch((client) => this.#read(client)) : await this.#readThenHandle();
         failures = 0;
-        if (taken === 0) await this.#sleep(generation, this.settings.pollIntervalMs);
+        // A partial batch with nothing to retry emptied the queue as far as this lane can
+        // see; what arrives later wakes it (NOTIFY bumps the generation, even mid-batch).
+        // Reading again at once would cost a transaction per batch for nothing.
+        if (!batch.readAgain) await this.#sleep(generation, this.settings.pollIntervalMs);
       } catch (error) {
         failures += 1;
         const retryInMs = jitteredBackoff(failures);
@@ -177,13 +184,14 @@ export class QueueConsumer {
   }
 
   /** Two-phase: the read commits on its own (so the attempt counts even if this process dies), then the batch locks what it read. */
-  async #readThenHandle(): Promise<number> {
+  async #readThenHandle(): Promise<BatchOutcome> {
     const messages = await this.#read(this.#pool);
-    if (messages.length === 0) return 0;
-    return this.#handleBatch(async (client) => {
+    if (messages.length === 0) return { readAgain: false };
+    const batch = await this.#handleBatch(async (client) => {
       const locked = await lockMessages(client, this.queue, messages);
       return messages.filter((message) => locked.has(message.msgId));
     });
+    return { readAgain: batch.readAgain || messages.length === this.settings.prefetch };
   }
 
   /** Reads a batch; a full batch wakes another lane, since more may be waiting. */
@@ -212,8 +220,8 @@ export class QueueConsumer {
     });
   }
 
-  /** Runs one batch transaction over the messages `take` claims in it; returns how many it took. */
-  async #handleBatch(take: (client: pg.PoolClient) => Promise<QueueMessage[]>): Promise<number> {
+  /** Runs one batch transaction over the messages `take` claims in it. */
+  async #handleBatch(take: (client: pg.PoolClient) => Promise<QueueMessage[]>): Promise<BatchOutcome> {
     const client = await this.#pool.connect();
     // pg-pool listens for errors only on idle clients: without this listener a backend
     // that dies while the batch holds its client would be an uncaught exception.
@@ -226,6 +234,7 @@ export class QueueConsumer {
       const settled: string[] = [];
       const unstarted: string[] = [];
       const outbound: NodeMessage[] = [];
+      let retrying = false;
       for (const message of messages) {
         if (!this.#running) {
           unstarted.push(message.msgId);
@@ -239,14 +248,12 @@ export class QueueConsumer {
           if (followUp) outbound.push(...followUp);
           settled.push(message.msgId);
         } else {
-          await this.#recordFailure(client, message, delivery.error);
+          if (await this.#recordFailure(client, message, delivery.error)) retrying = true;
         }
       }
-      if (outbound.length > 0) await sendToNodes(client, outbound);
-      if (settled.length > 0) await ackMessages(client, this.queue, settled);
-      if (unstarted.length > 0) await releaseMessages(client, this.queue, unstarted);
+      await settleBatch(client, this.queue, { acked: settled, released: unstarted, outbound });
       await client.query("commit");
-      return messages.length;
+      return { readAgain: retrying || messages.length === this.settings.prefetch };
     } catch (error) {
       if (broken === undefined && (isConnectionFailure(error) || error instanceof PoisonedConnectionError)) broken = error as Error;
       if (broken === undefined) await client.query("rollback").catch(() => {});
@@ -318,7 +325,8 @@ export class QueueConsumer {
     if (!(await transaction.settled(CANCEL_GRACE_MS))) throw new PoisonedConnectionError(this.name);
   }
 
-  async #recordFailure(client: pg.PoolClient, message: QueueMessage, error: unknown): Promise<void> {
+  /** Records a failed delivery (retry or dead letter); true when the message is visible again at once. */
+  async #recordFailure(client: pg.PoolClient, message: QueueMessage, error: unknown): Promise<boolean> {
     const retryDelaySeconds = Math.ceil(backoffDelay(this.settings.backoff, message.readCount) / 1000);
     const outcome = await failMessage(client, {
       queue: this.queue,
@@ -332,6 +340,7 @@ export class QueueConsumer {
     if (outcome === "dead") this.#observer?.deadLettered();
     if (outcome === "dead") this.#logger.error(log, "handler failed on its last attempt; message dead-lettered");
     else this.#logger.warn({ ...log, retryInSeconds: retryDelaySeconds }, "handler failed; message will be retried");
+    return outcome === "retry" && retryDelaySeconds === 0;
   }
 }
 
