@@ -5,17 +5,19 @@
  * listeners with its payload as the arguments when it is an array, else as the only
  * argument.
  *
- * TODO(Nest adapter issue): the NestJS rows of "One bus" need adapters/nestjs, which does
- * not exist yet. Add them there, beside these:
- *   - core `node.emit('order.created', x)` is heard by a Nest `@EventPattern('order.created')`
- *     handler with data `x`;
- *   - Nest `ClientProxy.emit('order.created', data)` is heard by a core `onEvent` handler
- *     with payload `data`, and by an emitter listener with arguments `(data)` (or the
- *     elements of `data` when it is an array);
- *   - emitter `emit('order.created', a, b)` is heard by a Nest `@EventPattern` handler
- *     with data `[a, b]`.
+ * The NestJS rows: a core `node.emit('order.created', x)` reaches a Nest
+ * `@EventPattern('order.created')` handler with data `x`; a Nest `ClientProxy.emit` reaches
+ * a core `onEvent` handler with payload `data` and emitter listeners with `(data)` (or the
+ * elements of `data` when it is an array); an emitter `emit('order.created', a, b)` reaches
+ * a Nest handler with data `[a, b]`.
  */
+import "reflect-metadata";
+import { Controller, Module } from "@nestjs/common";
+import { NestFactory } from "@nestjs/core";
+import { EventPattern, Payload } from "@nestjs/microservices";
+import { lastValueFrom } from "rxjs";
 import { afterEach, describe, expect, it } from "vitest";
+import { PgClient, PgServer } from "../../../adapters/nestjs/index.js";
 import { CoreSystem, type CoreEvent } from "../../../core/index.js";
 import { PgEventEmitter, type PgEventEmitterOptions } from "../../../adapters/events/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../../support/database.js";
@@ -24,9 +26,34 @@ import { sleep, waitUntil } from "../../support/wait.js";
 const FAST = { pollInterval: 100, backoff: { type: "fixed" as const, delay: 0 } };
 
 const systems: CoreSystem[] = [];
+const nestClosers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
+  for (const close of nestClosers.splice(0)) await close();
   await Promise.all(systems.splice(0).map((system) => system.close()));
 });
+
+/** What the Nest app's handler heard. */
+const nestHeard: unknown[] = [];
+
+@Controller()
+class OrdersController {
+  @EventPattern("order.created")
+  created(@Payload() data: unknown): void {
+    nestHeard.push(data);
+  }
+}
+
+@Module({ controllers: [OrdersController] })
+class OrdersModule {}
+
+/** A Nest microservice on PgServer in `namespace`, listening as group `nest-orders`. */
+async function nestApp(namespace: string): Promise<void> {
+  nestHeard.length = 0;
+  const strategy = new PgServer({ connectionString: testDatabaseUrl(), namespace, group: "nest-orders", events: FAST });
+  const app = await NestFactory.createMicroservice(OrdersModule, { strategy, logger: false });
+  await app.listen();
+  nestClosers.push(() => app.close());
+}
 
 async function connect(namespace: string): Promise<CoreSystem> {
   const system = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace });
@@ -82,5 +109,53 @@ describe.each([
     const expectedHeaders = options.mode === "group" ? {} : { "nexus-delivered-locally": "1" };
     expect(received[0]!.headers).toEqual(expectedHeaders);
     expect(received[1]!.headers).toEqual({});
+  });
+});
+
+describe("one bus with a Nest app", () => {
+  it("delivers a core emit to a Nest @EventPattern handler with the payload as data", async () => {
+    const namespace = uniqueNamespace("ee-core-to-nest");
+    await nestApp(namespace);
+    const core = await (await connect(namespace)).registerNode({ displayName: "api" });
+    await core.emit("order.created", { orderId: 42 });
+    await waitUntil("the Nest handler", () => nestHeard.length, (n) => n >= 1);
+    await sleep(300);
+    expect(nestHeard).toEqual([{ orderId: 42 }]);
+  });
+
+  it("delivers a Nest ClientProxy.emit to a core onEvent handler and to emitter listeners", async () => {
+    const namespace = uniqueNamespace("ee-nest-to-all");
+    const system = await connect(namespace);
+    const billing = await system.registerNode({ displayName: "billing" });
+    const received: CoreEvent[] = [];
+    await billing.onEvent("order.created", (event) => void received.push(event), { group: "billing", ...FAST });
+    await billing.start();
+    const emitter = await emitterOn(namespace);
+    const heard: unknown[][] = [];
+    emitter.on("order.created", (...args: unknown[]) => void heard.push(args));
+    await emitter.ready();
+
+    const client = new PgClient({ connectionString: testDatabaseUrl(), namespace });
+    nestClosers.push(() => client.close());
+    await lastValueFrom(client.emit("order.created", { orderId: 42 }));
+    await lastValueFrom(client.emit("order.created", [{ orderId: 43 }, "express"]));
+
+    await waitUntil("both events everywhere", () => Math.min(received.length, heard.length), (n) => n >= 2);
+    await sleep(300);
+    expect(received.map((event) => [event.type, event.payload])).toEqual([
+      ["order.created", { orderId: 42 }],
+      ["order.created", [{ orderId: 43 }, "express"]],
+    ]);
+    expect(heard).toEqual([[{ orderId: 42 }], [{ orderId: 43 }, "express"]]);
+  });
+
+  it("delivers an emitter emit to a Nest @EventPattern handler with the argument array as data", async () => {
+    const namespace = uniqueNamespace("ee-ee-to-nest");
+    await nestApp(namespace);
+    const emitter = await emitterOn(namespace);
+    await emitter.emitAsync("order.created", { orderId: 42 }, "express");
+    await waitUntil("the Nest handler", () => nestHeard.length, (n) => n >= 1);
+    await sleep(300);
+    expect(nestHeard).toEqual([[{ orderId: 42 }, "express"]]);
   });
 });

@@ -1,0 +1,38 @@
+/**
+ * The connection options `PgServer` and `PgClient` share: the core's own, or a
+ * `CoreSystem` the application already has.
+ */
+import { CoreSystem, type ConnectOptions } from "../../core/index.js";
+import { PgNestOptionsError } from "./errors.js";
+
+/** Either the core's connection options, or `system`: an open `CoreSystem` to reuse (not closed by the adapter). */
+export interface PgConnectionOptions extends Partial<ConnectOptions> {
+  /** An open system to use instead of connecting; the adapter leaves closing it to its owner. */
+  system?: CoreSystem;
+}
+
+/** A system and whether the adapter opened it (and so closes it). */
+export interface OpenedSystem {
+  system: CoreSystem;
+  owned: boolean;
+}
+
+/** Opens the system the options describe. */
+export async function openSystem(options: PgConnectionOptions, who: string): Promise<OpenedSystem> {
+  if (options.system) return { system: options.system, owned: false };
+  const { connectionString, namespace } = options;
+  if (typeof connectionString !== "string" || typeof namespace !== "string") {
+    throw new PgNestOptionsError(
+      "options",
+      `${who} needs either { system } (an open CoreSystem) or { connectionString, namespace } (the core's ConnectOptions).`,
+    );
+  }
+  return { system: await CoreSystem.connect({ ...options, connectionString, namespace }), owned: true };
+}
+
+/** Separates the connection options from the adapter's own, so only the core's reach `CoreSystem.connect`. */
+export function connectionOf<T extends PgConnectionOptions>(options: T, own: readonly (keyof T)[]): PgConnectionOptions {
+  const copy: Record<string, unknown> = { ...(options as Record<string, unknown>) };
+  for (const key of own) delete copy[key as string];
+  return copy as PgConnectionOptions;
+}
