@@ -2,7 +2,9 @@
  * What the example apps' entry points share: reading the environment, finding the
  * database, and stopping in order on SIGTERM/SIGINT.
  */
+import { spawn } from "node:child_process";
 import net from "node:net";
+import { constants } from "node:os";
 import { pino } from "pino";
 import { CoreSystem, type Logger } from "../../core/index.js";
 import { resolveDatabaseServer, type DatabaseServer } from "../shared/database.js";
@@ -118,6 +120,10 @@ export interface AppContext {
  */
 export function runApp(name: string, start: (context: AppContext) => Promise<readonly ShutdownStep[]>): void {
   const logger = appLogger(name);
+  if (startedByTsxCli()) {
+    relaunchOutsideTsxCli(logger);
+    return;
+  }
   const run = async (): Promise<void> => {
     const database = await openDatabase(".nexus/pgdata", logger);
     let system: CoreSystem | undefined;
@@ -140,4 +146,36 @@ export function runApp(name: string, start: (context: AppContext) => Promise<rea
     logger.error({ err: error }, `${name} failed to start`);
     process.exit(1);
   });
+}
+
+/**
+ * True when this process is the child that the `tsx` CLI spawned (`tsx file.ts`, as the
+ * npm scripts run the apps): that CLI starts it with `--require .../tsx/dist/preflight.cjs`.
+ */
+function startedByTsxCli(): boolean {
+  return process.execArgv.some((argument) => /[\\/]tsx[\\/]dist[\\/]preflight\.cjs$/.test(argument));
+}
+
+/**
+ * Runs this same entry point again as `node --import tsx <entry>` and mirrors its exit.
+ *
+ * Why: on SIGINT/SIGTERM the `tsx` CLI relays the signal to its child and SIGKILLs that
+ * child unless it acknowledges the signal over tsx's IPC socket within 30 ms, twice in a
+ * row (node_modules/tsx/dist/cli.mjs, `relaySignals`). Ctrl-C reaches the tsx CLI and the
+ * app at once; an app busy with its shutdown, or not scheduled on a loaded machine, misses
+ * those windows and dies mid-shutdown (after closing the system, before stopping the
+ * embedded PostgreSQL and logging "stopped"). The tsx CLI only ever kills its own child,
+ * this idle launcher, so the app in the grandchild always finishes its orderly shutdown.
+ */
+function relaunchOutsideTsxCli(logger: Logger): void {
+  const app = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), ...process.argv.slice(1)], { stdio: "inherit" });
+  // Ctrl-C reaches the app through the process group; a signal sent to this launcher alone
+  // (by tsx's relay or `kill`) is passed on. The app ignores a repeat within 2 s.
+  const forward = (signal: NodeJS.Signals): void => void app.kill(signal);
+  for (const signal of SIGNALS) process.on(signal, forward);
+  app.once("error", (error) => {
+    logger.error({ err: error }, "could not start the app outside the tsx CLI");
+    process.exit(1);
+  });
+  app.once("exit", (code, signal) => process.exit(code ?? 128 + (signal ? constants.signals[signal] : 0)));
 }
