@@ -2,7 +2,14 @@ import { defineConfig } from "tsup";
 
 // One entry per public subpath export; adapters join as they land.
 export default defineConfig({
-  entry: { index: "core/index.ts", events: "adapters/events/index.ts", cli: "cli/main.ts" },
+  entry: {
+    index: "core/index.ts",
+    events: "adapters/events/index.ts",
+    nestjs: "adapters/nestjs/index.ts",
+    moleculer: "adapters/moleculer/index.ts",
+    bullmq: "adapters/bullmq/index.ts",
+    cli: "cli/main.ts",
+  },
   format: ["esm", "cjs"],
   dts: true,
   sourcemap: true,
