@@ -1,31 +1,10 @@
-import { Writable } from "node:stream";
-import { pino, type Logger } from "pino";
 import { describe, expect, it } from "vitest";
 import { ConnectionError, CoreSystem, NexusError, redactConnectionString } from "../../core/index.js";
+import { capturingLogger, everythingIn } from "../support/capture.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 
 const SECRET = "Tr0ub4dor-and-3-horses";
 
-/** A pino logger at trace level whose every line lands in `lines`. */
-function capturingLogger(): { logger: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  return { logger: pino({ level: "trace" }, sink), lines };
-}
-
-/** Every message reachable from an error: its own, its causes', and its enumerable fields. */
-function everythingIn(error: unknown): string {
-  const parts: string[] = [];
-  for (let current: unknown = error; current; current = (current as { cause?: unknown }).cause) {
-    parts.push(String(current), (current as Error).stack ?? "", JSON.stringify(current));
-  }
-  return parts.join("\n");
-}
 
 function withPassword(url: string, password: string): string {
   const parsed = new URL(url);

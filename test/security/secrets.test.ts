@@ -11,7 +11,8 @@ import { CoreSystem, ErrorCode, type CoreNode } from "../../core/index.js";
 import { buildServer, type ServerOptions } from "../../examples/server/app.js";
 import { runCli } from "../cli/helpers.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
-import { canCreateRoles, capturingLogger, dropRoles, everythingIn, expectNexusError, uniqueRoleName, urlAs } from "./support.js";
+import { capturingLogger, everythingIn } from "../support/capture.js";
+import { canCreateRoles, dropRoles, expectNexusError, uniqueRoleName, urlAs } from "./support.js";
 
 const PASSWORD = "Sw0rdfish-and-7-oceans";
 const TOKEN = "admin-T0ken-that-must-not-leak";

@@ -5,9 +5,7 @@
  * what the secrets tests need (a capturing logger, every text an error carries).
  */
 import { randomBytes } from "node:crypto";
-import { Writable } from "node:stream";
 import type pg from "pg";
-import { pino, type Logger } from "pino";
 import { expect } from "vitest";
 import { NexusError } from "../../core/index.js";
 import { testDatabaseUrl, withClient } from "../support/database.js";
@@ -59,25 +57,4 @@ export async function expectNexusError(call: () => Promise<unknown>, code: strin
   expect(error, "the call should have failed").toBeInstanceOf(NexusError);
   expect((error as NexusError).code, (error as Error).message).toBe(code);
   return error as NexusError;
-}
-
-/** A pino logger at trace level whose every line lands in `lines`. */
-export function capturingLogger(): { logger: Logger; lines: string[] } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  return { logger: pino({ level: "trace" }, sink), lines };
-}
-
-/** Every text reachable from an error: its message, stack and fields, and its causes'. */
-export function everythingIn(error: unknown): string {
-  const parts: string[] = [];
-  for (let current: unknown = error; current; current = (current as { cause?: unknown }).cause) {
-    parts.push(String(current), (current as Error).stack ?? "", JSON.stringify(current));
-  }
-  return parts.join("\n");
 }
