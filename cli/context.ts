@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import pg from "pg";
 import type { Logger } from "pino";
 import { assertNamespace, CoreSystem, loadMigrations, redactConnectionString, type CoreNode } from "../core/index.js";
-import { toNexusError } from "../core/database.js";
+import { toNexusError } from "../core/db/database.js";
 import { CliFailure, UsageError } from "./errors.js";
 import { createCliLogger, LogSink, Progress } from "./logging.js";
 import { colorWanted, Output } from "./output.js";

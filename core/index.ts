@@ -22,7 +22,7 @@ export {
   ErrorCode,
   type NexusErrorOptions,
   type SerializedError,
-} from "./errors.js";
+} from "./model/errors.js";
 export {
   assertNamespace,
   assertGroup,
@@ -32,23 +32,23 @@ export {
   requestQueueName,
   deadLetterQueueName,
   isUuid,
-} from "./names.js";
-export { defaultNamespaceRoleName, type NamespaceRole, type NamespaceRoleOptions } from "./roles.js";
-export { migrate, loadMigrations, defaultMigrationsDir, type Migration, type MigrationReport } from "./migrations.js";
-export { redactConnectionString, type Logger } from "./logger.js";
-export { SqlState, type PoolOptions } from "./database.js";
-export type { CoreEvent, HandlerContext, EventHandler, EmitOptions, BatchEvent, SubscribeOptions } from "./events.js";
-export type { HandlerClient } from "./handler-client.js";
-export type { BackoffOptions } from "./backoff.js";
-export { DEFAULT_BACKOFF, backoffDelay } from "./backoff.js";
-export { DEFAULT_MAX_PAYLOAD_BYTES, type EventHeaders } from "./payload.js";
-export type { CoreRequest, RequestHandler } from "./dispatch.js";
-export type { RequestOptions } from "./requester.js";
-export type { RespondOptions } from "./subscriptions.js";
-export { DEFAULT_EVENT_LOG_SETTINGS, type EventLogOptions, type EventLogSettings, type EventLogMaintenanceReport } from "./event-log.js";
-export { REPLAY_HEADER, type ReplayOptions, type ReplayResult, type ReplayTime } from "./replay.js";
-export type { ScheduleTaskOptions, ScheduledTask, ScheduledTaskStatus, TaskFire, SchedulerOptions } from "./scheduler.js";
-export { assertTaskName, parseCronExpression, type CronExpression } from "./cron.js";
+} from "./model/names.js";
+export { defaultNamespaceRoleName, type NamespaceRole, type NamespaceRoleOptions } from "./roles/roles.js";
+export { migrate, loadMigrations, defaultMigrationsDir, type Migration, type MigrationReport } from "./db/migrations.js";
+export { redactConnectionString, type Logger } from "./model/logger.js";
+export { SqlState, type PoolOptions } from "./db/database.js";
+export type { CoreEvent, HandlerContext, EventHandler, EmitOptions, BatchEvent, SubscribeOptions } from "./model/events.js";
+export type { HandlerClient } from "./delivery/handler-client.js";
+export type { BackoffOptions } from "./model/backoff.js";
+export { DEFAULT_BACKOFF, backoffDelay } from "./model/backoff.js";
+export { DEFAULT_MAX_PAYLOAD_BYTES, type EventHeaders } from "./model/payload.js";
+export type { CoreRequest, RequestHandler } from "./requests/dispatch.js";
+export type { RequestOptions } from "./requests/requester.js";
+export type { RespondOptions } from "./delivery/subscriptions.js";
+export { DEFAULT_EVENT_LOG_SETTINGS, type EventLogOptions, type EventLogSettings, type EventLogMaintenanceReport } from "./event-log/event-log.js";
+export { REPLAY_HEADER, type ReplayOptions, type ReplayResult, type ReplayTime } from "./event-log/replay.js";
+export type { ScheduleTaskOptions, ScheduledTask, ScheduledTaskStatus, TaskFire, SchedulerOptions } from "./schedules/scheduler.js";
+export { assertTaskName, parseCronExpression, type CronExpression } from "./schedules/cron.js";
 export type {
   DeadLetters,
   DeadLetter,
@@ -57,7 +57,7 @@ export type {
   DeadLetterPage,
   DeadLetterListOptions,
   DeadLetterFilter,
-} from "./dead-letters.js";
+} from "./dead-letters/dead-letters.js";
 export type {
   MetricsOptions,
   MetricsSnapshot,
@@ -66,4 +66,4 @@ export type {
   DurationHistogram,
   TopQueries,
   TopQuery,
-} from "./metrics.js";
+} from "./metrics/metrics.js";

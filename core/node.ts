@@ -3,25 +3,25 @@
  * requests, consumes its groups' queues and its own inbox once started, heartbeats on an
  * unref'd timer, and on each beat marks dead the peers that have gone silent.
  */
-import type { RequestHandler } from "./dispatch.js";
-import { ValidationError } from "./errors.js";
-import type { BatchEvent, EmitOptions, EventHandler, SubscribeOptions } from "./events.js";
-import { NodeInbox } from "./inbox.js";
-import type { Logger } from "./logger.js";
-import { assertEventType, assertPattern, isUuid } from "./names.js";
-import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload } from "./payload.js";
-import type { EmitRow } from "./queries/emit.js";
-import { markDeadNodes } from "./queries/mark-dead-nodes.js";
-import { stopNode } from "./queries/stop-node.js";
-import { touchNodeHeartbeat } from "./queries/touch-node-heartbeat.js";
-import type { Queryable } from "./queries/queryable.js";
-import { cleanUpNamespace } from "./queries/clean-up-namespace.js";
-import { removeGoneNodeSubscriptions } from "./queries/remove-node-subscriptions.js";
-import { subscribe } from "./queries/subscribe.js";
-import { unsubscribe } from "./queries/unsubscribe.js";
-import type { RequestOptions } from "./requester.js";
-import { NodeSubscriptions, type RespondOptions } from "./subscriptions.js";
-import { listTasks, scheduleTask, setTaskPaused, startScheduler, unscheduleTask, type Scheduler, type ScheduledTask, type ScheduledTaskStatus, type ScheduleTaskOptions } from "./scheduler.js";
+import type { RequestHandler } from "./requests/dispatch.js";
+import { ValidationError } from "./model/errors.js";
+import type { BatchEvent, EmitOptions, EventHandler, SubscribeOptions } from "./model/events.js";
+import { NodeInbox } from "./requests/inbox.js";
+import type { Logger } from "./model/logger.js";
+import { assertEventType, assertPattern, isUuid } from "./model/names.js";
+import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload } from "./model/payload.js";
+import type { EmitRow } from "./delivery/queries/emit.js";
+import { markDeadNodes } from "./membership/queries/mark-dead-nodes.js";
+import { stopNode } from "./membership/queries/stop-node.js";
+import { touchNodeHeartbeat } from "./membership/queries/touch-node-heartbeat.js";
+import type { Queryable } from "./db/queryable.js";
+import { cleanUpNamespace } from "./membership/queries/clean-up-namespace.js";
+import { removeGoneNodeSubscriptions } from "./membership/queries/remove-node-subscriptions.js";
+import { subscribe } from "./delivery/queries/subscribe.js";
+import { unsubscribe } from "./delivery/queries/unsubscribe.js";
+import type { RequestOptions } from "./requests/requester.js";
+import { NodeSubscriptions, type RespondOptions } from "./delivery/subscriptions.js";
+import { listTasks, scheduleTask, setTaskPaused, startScheduler, unscheduleTask, type Scheduler, type ScheduledTask, type ScheduledTaskStatus, type ScheduleTaskOptions } from "./schedules/scheduler.js";
 import type { CoreSystem } from "./system.js";
 
 /** How often a node heartbeats, how long silence lasts before a node is dead, and how long a gone node's queue is kept. */

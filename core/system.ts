@@ -5,28 +5,28 @@
 import { randomUUID } from "node:crypto";
 import os from "node:os";
 import type pg from "pg";
-import { createPool, toNexusError, type PoolOptions } from "./database.js";
-import { ClosedError, ValidationError } from "./errors.js";
-import { createDefaultLogger, redactConnectionString, type Logger } from "./logger.js";
-import { migrate } from "./migrations.js";
-import { assertNamespace } from "./names.js";
-import { NotificationListener } from "./listener.js";
+import { createPool, toNexusError, type PoolOptions } from "./db/database.js";
+import { ClosedError, ValidationError } from "./model/errors.js";
+import { createDefaultLogger, redactConnectionString, type Logger } from "./model/logger.js";
+import { migrate } from "./db/migrations.js";
+import { assertNamespace } from "./model/names.js";
+import { NotificationListener } from "./db/listener.js";
 import { CoreNode, type NodeTimings } from "./node.js";
-import { assertEventType, assertGroup, groupQueueName, isUuid } from "./names.js";
-import { broadcast, fetchBroadcastPayload } from "./queries/broadcast.js";
-import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload, DEFAULT_MAX_PAYLOAD_BYTES } from "./payload.js";
-import { Publisher } from "./publisher.js";
-import { dropGroup } from "./queries/drop-group.js";
-import type { EmitOutcome, EmitRow } from "./queries/emit.js";
-import type { Queryable } from "./queries/queryable.js";
-import { registerNode } from "./queries/register-node.js";
-import { maintainEventLog, resolveEventLogOptions, type EventLogMaintenanceReport, type EventLogOptions, type EventLogSettings } from "./event-log.js";
-import { replay, type ReplayOptions, type ReplayResult } from "./replay.js";
-import { createNamespaceRole, type NamespaceRole, type NamespaceRoleOptions } from "./roles.js";
-import { schedulerSettings, validateSchedulerOptions, type SchedulerOptions, type SchedulerSettings } from "./scheduler.js";
+import { assertEventType, assertGroup, groupQueueName, isUuid } from "./model/names.js";
+import { broadcast, fetchBroadcastPayload } from "./membership/queries/broadcast.js";
+import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload, DEFAULT_MAX_PAYLOAD_BYTES } from "./model/payload.js";
+import { Publisher } from "./delivery/publisher.js";
+import { dropGroup } from "./delivery/queries/drop-group.js";
+import type { EmitOutcome, EmitRow } from "./delivery/queries/emit.js";
+import type { Queryable } from "./db/queryable.js";
+import { registerNode } from "./membership/queries/register-node.js";
+import { maintainEventLog, resolveEventLogOptions, type EventLogMaintenanceReport, type EventLogOptions, type EventLogSettings } from "./event-log/event-log.js";
+import { replay, type ReplayOptions, type ReplayResult } from "./event-log/replay.js";
+import { createNamespaceRole, type NamespaceRole, type NamespaceRoleOptions } from "./roles/roles.js";
+import { schedulerSettings, validateSchedulerOptions, type SchedulerOptions, type SchedulerSettings } from "./schedules/scheduler.js";
 import type { Registry } from "prom-client";
-import { DeadLetters } from "./dead-letters.js";
-import { Metrics, validateMetricsOptions, type ConsumerObserver, type MetricsOptions, type MetricsSnapshot, type TopQueries } from "./metrics.js";
+import { DeadLetters } from "./dead-letters/dead-letters.js";
+import { Metrics, validateMetricsOptions, type ConsumerObserver, type MetricsOptions, type MetricsSnapshot, type TopQueries } from "./metrics/metrics.js";
 
 /** Options of {@link CoreSystem.connect}. */
 export interface ConnectOptions {

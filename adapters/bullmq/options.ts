@@ -5,9 +5,9 @@
  */
 import type { BackoffOptions as BullBackoffOptions, DeduplicationOptions, JobsOptions, KeepJobs, RepeatOptions } from "bullmq";
 import { CoreSystem, type ConnectOptions } from "../../core/system.js";
-import { assertBackoff, type BackoffOptions } from "../../core/backoff.js";
-import { assertEventType } from "../../core/names.js";
-import { ValidationError } from "../../core/errors.js";
+import { assertBackoff, type BackoffOptions } from "../../core/model/backoff.js";
+import { assertEventType } from "../../core/model/names.js";
+import { ValidationError } from "../../core/model/errors.js";
 import { UnsupportedOptionError } from "./errors.js";
 import type { AddRow } from "./queries/job-row.js";
 

@@ -6,8 +6,8 @@
 import { EventEmitter } from "node:events";
 import type { JobType, RepeatOptions } from "bullmq";
 import type { CoreSystem } from "../../core/system.js";
-import type { Queryable } from "../../core/queries/queryable.js";
-import { ValidationError } from "../../core/errors.js";
+import type { Queryable } from "../../core/db/queryable.js";
+import { ValidationError } from "../../core/model/errors.js";
 import { Connection, assertKnownOptions, assertQueueName, toAddRow, type ConnectionOptions, type JobOptions } from "./options.js";
 import { Job, type JobHost } from "./job.js";
 import { assertRepeat, fireRow, nextFireMillis } from "./repeat.js";

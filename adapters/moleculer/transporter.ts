@@ -8,10 +8,10 @@
  */
 import { randomUUID } from "node:crypto";
 import Moleculer from "moleculer";
-import type { BackoffOptions } from "../../core/backoff.js";
-import type { CoreEvent } from "../../core/events.js";
-import { assertNamespace } from "../../core/names.js";
-import type { Logger } from "../../core/logger.js";
+import type { BackoffOptions } from "../../core/model/backoff.js";
+import type { CoreEvent } from "../../core/model/events.js";
+import { assertNamespace } from "../../core/model/names.js";
+import type { Logger } from "../../core/model/logger.js";
 import type { CoreNode } from "../../core/node.js";
 import { CoreSystem, type ConnectOptions } from "../../core/system.js";
 import { PgTransporterConfigError } from "./errors.js";

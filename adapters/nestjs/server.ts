@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { Server, type CustomTransportStrategy, type MessageHandler, type ReadPacket } from "@nestjs/microservices";
 import { catchError, map, throwError, type Observable } from "rxjs";
 import type { CoreEvent, CoreNode, CoreRequest, CoreSystem, EventHeaders, HandlerContext, RespondOptions, SubscribeOptions } from "../../core/index.js";
-import { assertGroup } from "../../core/names.js";
+import { assertGroup } from "../../core/model/names.js";
 import { openSystem, connectionOf, type PgConnectionOptions } from "./connection.js";
 import { PgContext, type PgContextArgs } from "./context.js";
 import { NestEventHandlerError, NestRpcError, PgNestOptionsError } from "./errors.js";

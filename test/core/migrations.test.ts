@@ -4,7 +4,7 @@ import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, ErrorCode, MigrationError, defaultMigrationsDir, loadMigrations, migrate } from "../../core/index.js";
-import { createDefaultLogger } from "../../core/logger.js";
+import { createDefaultLogger } from "../../core/model/logger.js";
 import { createScratchDatabase, withClient, type ScratchDatabase } from "../support/database.js";
 
 const logger = createDefaultLogger();

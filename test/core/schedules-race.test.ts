@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, type CoreEvent, type CoreNode } from "../../core/index.js";
-import { Scheduler } from "../../core/scheduler.js";
+import { Scheduler } from "../../core/schedules/scheduler.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { sleep, waitUntil } from "../support/wait.js";
 import { firesOf, loggedEventsPerTime } from "../fixtures/schedule-helpers.js";

@@ -10,7 +10,7 @@ import fc from "fast-check";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, ErrorCode, groupQueueName, NexusError, type CoreEvent, type CoreNode } from "../../core/index.js";
-import { patternMatcher } from "../../core/dispatch.js";
+import { patternMatcher } from "../../core/delivery/dispatch.js";
 import { dropNamespaceLeftovers, testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { waitUntil } from "../support/wait.js";
 import { anyName, canonicalJson, hostileHeaders, hostilePayload, hostileString, jsonForm, PROPERTY_RUNS, validPattern, validServiceName, validType } from "./arbitraries.js";

@@ -6,7 +6,7 @@
  */
 import type pg from "pg";
 import type { CoreSystem } from "../../../core/index.js";
-import { assertGroup } from "../../../core/names.js";
+import { assertGroup } from "../../../core/model/names.js";
 
 /** Per-group outcome counts. */
 export interface GroupReconciliation {
