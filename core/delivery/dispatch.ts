@@ -3,7 +3,7 @@
  * handlers whose pattern matches. Requests and a node's own queue are dispatched by
  * `requests/dispatch.ts`.
  */
-import type { FollowUp, DeliveryScope, Dispatcher } from "./consumer.js";
+import type { DeliveryScope, Dispatcher } from "./consumer.js";
 import type { CoreEvent, EventHandler, HandlerContext } from "../model/events.js";
 import type { EventEnvelope } from "../model/messages.js";
 import type { QueueMessage } from "./queries/read-messages.js";
