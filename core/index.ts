@@ -2,8 +2,11 @@
  * `@nexus-core/core`: PostgreSQL as a message broker. Start with {@link CoreSystem.connect}.
  * @packageDocumentation
  */
-export { CoreSystem, type ConnectOptions, type RegisterNodeOptions, type BroadcastHandler } from "./system.js";
-export { CoreNode, type NodeTimings } from "./node.js";
+export { CoreSystem, type ConnectOptions, type RegisterNodeOptions, type BroadcastHandler, type SystemStatus, type CoreSystemEvents } from "./system.js";
+export { CoreNode } from "./node.js";
+export type { NodeTimings } from "./membership/registry.js";
+export type { Schedules } from "./schedules/tasks.js";
+export type { EventLog } from "./event-log/event-log.js";
 export {
   NexusError,
   ValidationError,
@@ -47,7 +50,8 @@ export type { RequestOptions } from "./requests/requester.js";
 export type { RespondOptions } from "./delivery/subscriptions.js";
 export { DEFAULT_EVENT_LOG_SETTINGS, type EventLogOptions, type EventLogSettings, type EventLogMaintenanceReport } from "./event-log/event-log.js";
 export { REPLAY_HEADER, type ReplayOptions, type ReplayResult, type ReplayTime } from "./event-log/replay.js";
-export type { ScheduleTaskOptions, ScheduledTask, ScheduledTaskStatus, TaskFire, SchedulerOptions } from "./schedules/scheduler.js";
+export type { ScheduleTaskOptions, ScheduledTask, ScheduledTaskStatus, TaskFire } from "./schedules/tasks.js";
+export type { SchedulerOptions } from "./schedules/scheduler.js";
 export { assertTaskName, parseCronExpression, type CronExpression } from "./schedules/cron.js";
 export type {
   DeadLetters,

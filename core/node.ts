@@ -3,44 +3,52 @@
  * requests, consumes its groups' queues and its own inbox once started, heartbeats on an
  * unref'd timer, and on each beat marks dead the peers that have gone silent.
  */
-import type { RequestHandler } from "./requests/dispatch.js";
+import type { NotificationListener } from "./db/listener.js";
+import type { Queryable } from "./db/queryable.js";
+import type { EmitOutcome, EmitRow } from "./delivery/queries/emit.js";
+import { subscribe } from "./delivery/queries/subscribe.js";
+import { unsubscribe } from "./delivery/queries/unsubscribe.js";
+import { NodeSubscriptions, type RespondOptions } from "./delivery/subscriptions.js";
+import type { EventLog } from "./event-log/event-log.js";
+import type { NodeRegistry } from "./membership/registry.js";
+import type { ConsumerObserver } from "./metrics/metrics.js";
+import type { NamespaceContext } from "./model/context.js";
 import { ValidationError } from "./model/errors.js";
 import type { BatchEvent, EmitOptions, EventHandler, SubscribeOptions } from "./model/events.js";
-import { NodeInbox } from "./requests/inbox.js";
 import type { Logger } from "./model/logger.js";
 import { assertEventType, assertPattern, isUuid } from "./model/names.js";
 import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload } from "./model/payload.js";
-import type { EmitRow } from "./delivery/queries/emit.js";
-import { markDeadNodes } from "./membership/queries/mark-dead-nodes.js";
-import { stopNode } from "./membership/queries/stop-node.js";
-import { touchNodeHeartbeat } from "./membership/queries/touch-node-heartbeat.js";
-import type { Queryable } from "./db/queryable.js";
-import { cleanUpNamespace } from "./membership/queries/clean-up-namespace.js";
-import { removeGoneNodeSubscriptions } from "./membership/queries/remove-node-subscriptions.js";
-import { subscribe } from "./delivery/queries/subscribe.js";
-import { unsubscribe } from "./delivery/queries/unsubscribe.js";
+import type { RequestHandler } from "./requests/dispatch.js";
+import { NodeInbox } from "./requests/inbox.js";
 import type { RequestOptions } from "./requests/requester.js";
-import { NodeSubscriptions, type RespondOptions } from "./delivery/subscriptions.js";
-import { listTasks, scheduleTask, setTaskPaused, startScheduler, unscheduleTask, type Scheduler, type ScheduledTask, type ScheduledTaskStatus, type ScheduleTaskOptions } from "./schedules/scheduler.js";
-import type { CoreSystem } from "./system.js";
+import type { Scheduler } from "./schedules/scheduler.js";
+import type { ScheduledTask, ScheduledTaskStatus, ScheduleTaskOptions, Schedules } from "./schedules/tasks.js";
 
-/** How often a node heartbeats, how long silence lasts before a node is dead, and how long a gone node's queue is kept. */
-export interface NodeTimings {
-  heartbeatIntervalMs: number;
-  nodeTtlMs: number;
-  nodeQueueGraceMs: number;
+/**
+ * What a node is given by the system that registers it: the namespace context and the
+ * capabilities a node works through. A node never sees the system itself.
+ */
+export interface NodeServices {
+  readonly context: NamespaceContext;
+  /** The system's LISTEN connection, shared by its nodes. */
+  readonly listener: NotificationListener;
+  /** Publishes validated rows (coalesced per event-loop turn, counted in metrics). */
+  readonly publish: (rows: EmitRow[], sourceNode: string | null, client?: Queryable) => Promise<EmitOutcome[]>;
+  /** The metrics observer of a consumer of `group`. */
+  readonly observe: (group: string, kind: "event" | "request") => ConsumerObserver;
+  /** How responders reply: through queues only (isolated namespaces), and with stacks or not. */
+  readonly replies: { readonly viaQueue: boolean; readonly sendStacks: boolean };
+  readonly registry: NodeRegistry;
+  readonly eventLog: EventLog;
+  readonly schedules: Schedules;
 }
 
-/** How long a broadcast payload too large for NOTIFY is kept for its receivers. */
-const BROADCAST_PAYLOAD_TTL_MS = 60_000;
-
-/** What {@link CoreNode}'s constructor needs; nodes are made by {@link CoreSystem.registerNode}. */
+/** What {@link CoreNode}'s constructor needs; nodes are made by `CoreSystem.registerNode`. */
 export interface CoreNodeInit {
-  system: CoreSystem;
+  services: NodeServices;
   nodeId: string;
   displayName: string;
   metadata: Record<string, unknown>;
-  timings: NodeTimings;
   onStopped: () => void;
 }
 
@@ -52,11 +60,13 @@ export class CoreNode {
   readonly displayName: string;
   /** The metadata given at registration. */
   readonly metadata: Readonly<Record<string, unknown>>;
-  /** The system this node belongs to. */
-  readonly system: CoreSystem;
+  /** The namespace this node works in. */
+  readonly namespace: string;
   /** A child of the system's logger, bound to this node. */
   readonly logger: Logger;
-  readonly #timings: NodeTimings;
+  readonly #services: NodeServices;
+  /** The namespace context with this node's logger. */
+  readonly #context: NamespaceContext;
   readonly #onStopped: () => void;
   readonly #heartbeatTimer: NodeJS.Timeout;
   readonly #subscriptions: NodeSubscriptions;
@@ -69,29 +79,21 @@ export class CoreNode {
 
   /** @internal Use {@link CoreSystem.registerNode}. */
   constructor(init: CoreNodeInit) {
-    this.system = init.system;
+    this.#services = init.services;
+    this.namespace = init.services.context.namespace;
     this.nodeId = init.nodeId;
     this.displayName = init.displayName;
     this.metadata = init.metadata;
-    this.logger = init.system.logger.child({ nodeId: init.nodeId });
-    this.#timings = init.timings;
+    this.logger = init.services.context.logger.child({ nodeId: init.nodeId });
+    this.#context = { ...init.services.context, logger: this.logger };
     this.#onStopped = init.onStopped;
-    this.#heartbeatTimer = setInterval(() => this.#beat(), init.timings.heartbeatIntervalMs);
+    this.#heartbeatTimer = setInterval(() => this.#beat(), init.services.registry.timings.heartbeatIntervalMs);
     this.#heartbeatTimer.unref();
-    const { pool, namespace } = init.system;
-    this.#subscriptions = new NodeSubscriptions(
-      pool,
-      namespace,
-      { viaQueue: init.system.repliesViaQueue, sendStacks: init.system.sendErrorStacks, nodeId: init.nodeId, pool },
-      this.logger,
-      (group, kind) => init.system.consumerObserver(group, kind),
-    );
-    this.#inbox = new NodeInbox({
+    const { replies } = init.services;
+    this.#subscriptions = new NodeSubscriptions(this.#context, { ...replies, nodeId: init.nodeId, pool: this.#context.pool }, init.services.observe);
+    this.#inbox = new NodeInbox(this.#context, {
       nodeId: init.nodeId,
-      namespace,
-      pool,
-      listener: init.system.listener,
-      logger: this.logger,
+      listener: init.services.listener,
       onCancel: (correlationId) => this.#subscriptions.cancel(correlationId),
     });
   }
@@ -106,7 +108,7 @@ export class CoreNode {
    */
   async emit(type: string, payload: unknown, options: EmitOptions = {}): Promise<string> {
     const row = this.#emitRow({ type, payload, ...options });
-    const [outcome] = await this.system.publish([row], this.nodeId, clientOf(options));
+    const [outcome] = await this.#services.publish([row], this.nodeId, clientOf(options));
     return outcome!.eventId;
   }
 
@@ -116,7 +118,7 @@ export class CoreNode {
       throw new ValidationError("events", "emitBatch needs a non-empty array of { type, payload, headers?, delay?, idempotencyKey? }.");
     }
     const rows = events.map((event) => this.#emitRow(event));
-    const outcomes = await this.system.publish(rows, this.nodeId, clientOf(options));
+    const outcomes = await this.#services.publish(rows, this.nodeId, clientOf(options));
     return outcomes.map((outcome) => outcome.eventId);
   }
 
@@ -180,12 +182,12 @@ export class CoreNode {
       throw new ValidationError("nodeId", `sendTo needs the target's node id (a UUID); got ${JSON.stringify(nodeId)}.`);
     }
     assertEventType(type, "message type");
-    assertPayload(payload, this.system.maxPayloadBytes);
+    assertPayload(payload, this.#context.limits.maxPayloadBytes);
     assertHeaders(options.headers);
     try {
       await this.#inbox.sendTo(nodeId, type, payload, options.headers);
     } catch (error) {
-      throw this.system.toError(error, `send ${type} to node ${nodeId}`);
+      throw this.#context.toError(error, `send ${type} to node ${nodeId}`);
     }
   }
 
@@ -227,18 +229,18 @@ export class CoreNode {
     assertPattern(pattern);
     this.#inbox.offNodeEvent(pattern);
     try {
-      return await unsubscribe(this.system.pool, this.system.namespace, this.#inbox.queue, pattern);
+      return await unsubscribe(this.#context.pool, this.namespace, this.#inbox.queue, pattern);
     } catch (error) {
-      throw this.system.toError(error, `unsubscribe node ${this.nodeId} from ${pattern}`);
+      throw this.#context.toError(error, `unsubscribe node ${this.nodeId} from ${pattern}`);
     }
   }
 
   /** A node's own subscriptions are recorded under its queue's name, as group and queue. */
   async #recordNodeEvent(pattern: string): Promise<void> {
     try {
-      await subscribe(this.system.pool, this.system.namespace, this.#inbox.queue, pattern, this.#inbox.queue);
+      await subscribe(this.#context.pool, this.namespace, this.#inbox.queue, pattern, this.#inbox.queue);
     } catch (error) {
-      throw this.system.toError(error, `subscribe node ${this.nodeId} to ${pattern}`);
+      throw this.#context.toError(error, `subscribe node ${this.nodeId} to ${pattern}`);
     }
   }
 
@@ -257,27 +259,27 @@ export class CoreNode {
    * await node.scheduleTask({ name: "cleanup", cronExpression: "0 3 * * *", eventType: "maintenance.cleanup", payload: { limit: 100 } });
    */
   scheduleTask(options: ScheduleTaskOptions): Promise<ScheduledTask> {
-    return scheduleTask(this, options);
+    return this.#services.schedules.schedule(options);
   }
 
   /** The namespace's scheduled tasks, by name, each with its newest recorded fire. */
   listTasks(): Promise<ScheduledTaskStatus[]> {
-    return listTasks(this);
+    return this.#services.schedules.list();
   }
 
   /** Pauses a task (its pg_cron job too); false when there is no such task. */
   pauseTask(name: string): Promise<boolean> {
-    return setTaskPaused(this, name, true);
+    return this.#services.schedules.setPaused(name, true);
   }
 
   /** Resumes a paused task from now on (times passed while paused are not caught up); false when there is no such task. */
   resumeTask(name: string): Promise<boolean> {
-    return setTaskPaused(this, name, false);
+    return this.#services.schedules.setPaused(name, false);
   }
 
   /** Removes a task, its pg_cron job and its fire records; false when there was no such task. */
   unscheduleTask(name: string): Promise<boolean> {
-    return unscheduleTask(this, name);
+    return this.#services.schedules.unschedule(name);
   }
 
   /** Records the subscriptions and starts consuming. */
@@ -288,7 +290,7 @@ export class CoreNode {
     await this.#inbox.open();
     for (const pattern of this.#inbox.nodeEventPatterns()) await this.#recordNodeEvent(pattern);
     await this.#subscriptions.start();
-    this.#scheduler = startScheduler(this);
+    if (!this.#stopped) this.#scheduler = this.#services.schedules.startScheduler(this.nodeId, this.logger);
     this.#scheduleMaintenance(5_000 + Math.random() * 25_000);
     this.logger.info("node started");
   }
@@ -301,11 +303,11 @@ export class CoreNode {
 
   /** Runs an event log maintenance pass after `delayMs`, then every `maintenanceIntervalMs` (see EventLogOptions). */
   #scheduleMaintenance(delayMs: number): void {
-    const intervalMs = this.system.eventLogSettings.maintenanceIntervalMs;
+    const intervalMs = this.#services.eventLog.settings.maintenanceIntervalMs;
     if (intervalMs === 0 || this.#stopped) return;
     this.#maintenanceTimer = setTimeout(() => {
-      this.system
-        .maintainEventLog()
+      this.#services.eventLog
+        .maintain()
         .then((report) => {
           if (report.created.length > 0 || report.dropped.length > 0) this.logger.info({ report }, "event log maintained");
         })
@@ -322,14 +324,14 @@ export class CoreNode {
   #validateRequest(type: string, payload: unknown, options: RequestOptions): void {
     this.#assertNotStopped("send requests");
     assertEventType(type, "request type");
-    assertPayload(payload, this.system.maxPayloadBytes);
+    assertPayload(payload, this.#context.limits.maxPayloadBytes);
     assertHeaders(options.headers);
     assertMilliseconds("timeout", options.timeout, 1, 86_400_000);
   }
 
   #emitRow(event: BatchEvent): EmitRow {
     assertEventType(event?.type);
-    assertPayload(event.payload, this.system.maxPayloadBytes);
+    assertPayload(event.payload, this.#context.limits.maxPayloadBytes);
     assertHeaders(event.headers);
     assertMilliseconds("delay", event.delay, 0, 7 * 86_400_000);
     assertIdempotencyKey(event.idempotencyKey);
@@ -349,15 +351,7 @@ export class CoreNode {
 
   /** Sends one heartbeat now and marks silent peers dead (the timer does this on its own). */
   async heartbeat(): Promise<void> {
-    const pool = this.system.pool;
-    const alive = await touchNodeHeartbeat(pool, this.nodeId);
-    if (!alive && !this.#stopped) this.logger.warn("heartbeat found this node stopped or unregistered");
-    const dead = await markDeadNodes(pool, this.system.namespace, this.#timings.nodeTtlMs);
-    if (dead.length > 0) this.logger.info({ deadNodes: dead }, "marked silent nodes dead");
-    const unsubscribed = await removeGoneNodeSubscriptions(pool, this.system.namespace, this.#timings.nodeQueueGraceMs);
-    if (unsubscribed > 0) this.logger.info({ subscriptions: unsubscribed }, "removed the own subscriptions of nodes gone for longer than the grace period");
-    const dropped = await cleanUpNamespace(pool, this.system.namespace, this.#timings.nodeQueueGraceMs, BROADCAST_PAYLOAD_TTL_MS);
-    if (dropped > 0) this.logger.info({ queues: dropped }, "dropped the queues of nodes gone for longer than the grace period");
+    await this.#services.registry.heartbeat(this.nodeId, this.logger, this.#stopped);
   }
 
   /**
@@ -376,10 +370,8 @@ export class CoreNode {
     await this.#inbox.close(graceMs);
     await this.#beating;
     try {
-      await stopNode(this.system.pool, this.nodeId);
+      await this.#services.registry.stop(this.nodeId);
       this.logger.info("node stopped");
-    } catch (error) {
-      throw this.system.toError(error, `mark node ${this.nodeId} stopped`);
     } finally {
       this.#onStopped();
     }
@@ -388,7 +380,7 @@ export class CoreNode {
   #beat(): void {
     if (this.#beating || this.#stopped) return;
     this.#beating = this.heartbeat()
-      .catch((error: unknown) => this.logger.warn({ err: this.system.toError(error, "heartbeat") }, "heartbeat failed; retrying on the next beat"))
+      .catch((error: unknown) => this.logger.warn({ err: this.#context.toError(error, "heartbeat") }, "heartbeat failed; retrying on the next beat"))
       .finally(() => (this.#beating = undefined));
   }
 }

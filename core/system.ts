@@ -3,30 +3,33 @@
  * applies the migrations on connect, and registers the nodes of this process.
  */
 import { randomUUID } from "node:crypto";
-import os from "node:os";
+import { EventEmitter } from "node:events";
 import type pg from "pg";
+import type { Registry } from "prom-client";
 import { createPool, toNexusError, type PoolOptions } from "./db/database.js";
-import { ClosedError, ValidationError } from "./model/errors.js";
-import { createDefaultLogger, redactConnectionString, type Logger } from "./model/logger.js";
-import { migrate } from "./db/migrations.js";
-import { assertNamespace } from "./model/names.js";
 import { NotificationListener } from "./db/listener.js";
-import { CoreNode, type NodeTimings } from "./node.js";
-import { assertEventType, assertGroup, groupQueueName, isUuid } from "./model/names.js";
-import { broadcast, fetchBroadcastPayload } from "./membership/queries/broadcast.js";
-import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload, DEFAULT_MAX_PAYLOAD_BYTES } from "./model/payload.js";
+import { migrate } from "./db/migrations.js";
+import type { Queryable } from "./db/queryable.js";
 import { Publisher } from "./delivery/publisher.js";
 import { dropGroup } from "./delivery/queries/drop-group.js";
 import type { EmitOutcome, EmitRow } from "./delivery/queries/emit.js";
-import type { Queryable } from "./db/queryable.js";
-import { registerNode } from "./membership/queries/register-node.js";
-import { maintainEventLog, resolveEventLogOptions, type EventLogMaintenanceReport, type EventLogOptions, type EventLogSettings } from "./event-log/event-log.js";
-import { replay, type ReplayOptions, type ReplayResult } from "./event-log/replay.js";
+import { DeadLetters } from "./dead-letters/dead-letters.js";
+import { EventLog, resolveEventLogOptions, type EventLogMaintenanceReport, type EventLogOptions, type EventLogSettings } from "./event-log/event-log.js";
+import type { ReplayOptions, ReplayResult } from "./event-log/replay.js";
+import { Broadcasts, type BroadcastHandler } from "./membership/broadcasts.js";
+import { NodeRegistry, type NodeTimings } from "./membership/registry.js";
+import { Metrics, validateMetricsOptions, type ConsumerObserver, type MetricsOptions, type MetricsSnapshot, type TopQueries } from "./metrics/metrics.js";
+import type { NamespaceContext } from "./model/context.js";
+import { ClosedError, ValidationError } from "./model/errors.js";
+import { createDefaultLogger, redactConnectionString, type Logger } from "./model/logger.js";
+import { assertEventType, assertGroup, assertNamespace, groupQueueName, isUuid } from "./model/names.js";
+import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload, DEFAULT_MAX_PAYLOAD_BYTES } from "./model/payload.js";
+import { CoreNode, type NodeServices } from "./node.js";
 import { createNamespaceRole, type NamespaceRole, type NamespaceRoleOptions } from "./roles/roles.js";
 import { schedulerSettings, validateSchedulerOptions, type SchedulerOptions, type SchedulerSettings } from "./schedules/scheduler.js";
-import type { Registry } from "prom-client";
-import { DeadLetters } from "./dead-letters/dead-letters.js";
-import { Metrics, validateMetricsOptions, type ConsumerObserver, type MetricsOptions, type MetricsSnapshot, type TopQueries } from "./metrics/metrics.js";
+import { Schedules } from "./schedules/tasks.js";
+
+export type { BroadcastHandler } from "./membership/broadcasts.js";
 
 /** Options of {@link CoreSystem.connect}. */
 export interface ConnectOptions {
@@ -79,9 +82,6 @@ export interface ConnectOptions {
   scheduler?: SchedulerOptions;
 }
 
-/** Receives a broadcast: its payload and the node that sent it. */
-export type BroadcastHandler = (payload: unknown, meta: { channel: string; sourceNode: string | null }) => void;
-
 /** Options of {@link CoreSystem.registerNode}. */
 export interface RegisterNodeOptions {
   /** A human name for the node, e.g. the service name (1-200 characters). */
@@ -93,9 +93,34 @@ export interface RegisterNodeOptions {
 }
 
 const DEFAULT_APPLICATION_NAME = "nexus-core";
+/** Marks a CoreSystem across copies of the package (two bundles, two installs), where `instanceof` fails. */
+const SYSTEM_BRAND = Symbol.for("@nexus-core/core.CoreSystem");
 
-/** A connection to one namespace of a Nexus Core database. Create it with {@link CoreSystem.connect}. */
-export class CoreSystem {
+/**
+ * The state of a system's connection to the database, as its LISTEN connection sees it:
+ * `connected`; `reconnecting` while that connection is lost (the pool reconnects on its
+ * own, queries may fail meanwhile); `disconnected` once closed.
+ */
+export type SystemStatus = "connected" | "reconnecting" | "disconnected";
+
+/** The events of a {@link CoreSystem}. */
+export interface CoreSystemEvents {
+  /** The connection state changed; see {@link SystemStatus}. */
+  status: [status: SystemStatus];
+  /**
+   * Something failed in the background with no caller to reject (a lost connection).
+   * Emitted only while someone listens: the failure is logged either way.
+   */
+  error: [error: Error];
+}
+
+/**
+ * A connection to one namespace of a Nexus Core database. Create it with
+ * {@link CoreSystem.connect}. It composes the capabilities (delivery, requests,
+ * membership, schedules, event log, dead letters, metrics, roles), each wired with the
+ * same namespace context, and emits `status` and `error` (see {@link CoreSystemEvents}).
+ */
+export class CoreSystem extends EventEmitter<CoreSystemEvents> {
   /** The namespace this system works in. */
   readonly namespace: string;
   /** The system's logger (a child of the one given, bound to the namespace). */
@@ -103,7 +128,6 @@ export class CoreSystem {
   /** The connection pool. Queries on it see schemas `core` and `pgmq`. */
   readonly pool: pg.Pool;
   readonly #connectionString: string;
-  readonly #timings: NodeTimings;
   /** Largest serialised payload of an event, in bytes. */
   readonly maxPayloadBytes: number;
   /** True when every reply goes through queues (option `replies: 'queue'`). */
@@ -112,39 +136,70 @@ export class CoreSystem {
   readonly sendErrorStacks: boolean;
   /** @internal The system's LISTEN connection, shared by its nodes. */
   readonly listener: NotificationListener;
-  readonly #nodes = new Set<CoreNode>();
-  readonly #publisher: Publisher;
-  readonly #broadcastHandlers = new Map<string, Set<BroadcastHandler>>();
-  /** @internal The event log settings in force (nodes run maintenance on its interval). */
-  readonly eventLogSettings: EventLogSettings;
-  /** @internal Settings of the started nodes' fallback schedulers. */
-  readonly schedulerSettings: SchedulerSettings;
   /** The dead letters of the namespace's groups: list, get, retry, purge. */
   readonly deadLetters: DeadLetters;
+  /** The namespace's scheduled tasks: schedule, list, pause, resume, unschedule (also on every node). */
+  readonly schedules: Schedules;
+  readonly #context: NamespaceContext;
+  readonly #nodes = new Set<CoreNode>();
+  readonly #publisher: Publisher;
+  readonly #broadcasts: Broadcasts;
+  readonly #registry: NodeRegistry;
+  readonly #eventLog: EventLog;
   readonly #metrics: Metrics;
+  readonly #schedulerSettings: SchedulerSettings;
+  #status: SystemStatus = "connected";
   #closed = false;
+  /** @internal See {@link isCoreSystem}. */
+  readonly [SYSTEM_BRAND] = true;
 
-  private constructor(options: ConnectOptions, pool: pg.Pool, logger: Logger, timings: NodeTimings) {
+  private constructor(options: ConnectOptions, pool: pg.Pool, logger: Logger) {
+    super();
     this.namespace = options.namespace;
     this.pool = pool;
     this.logger = logger;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.repliesViaQueue = options.replies === "queue";
     this.sendErrorStacks = options.sendErrorStacks === true;
-    this.eventLogSettings = resolveEventLogOptions(options.eventLog);
-    this.schedulerSettings = schedulerSettings(options);
     this.#connectionString = options.connectionString;
-    this.#timings = timings;
-    this.#publisher = new Publisher(pool, this.namespace, options.idempotencyWindowMs ?? 86_400_000, (error) => this.toError(error, "emit"));
-    const toError = (error: unknown, doing: string): Error => this.toError(error, doing);
-    this.deadLetters = new DeadLetters({ pool, namespace: this.namespace, assertOpen: () => this.#assertOpen(), toError });
-    this.#metrics = new Metrics({ pool, namespace: this.namespace, nodeTtlMs: timings.nodeTtlMs, logger, registry: options.metrics?.registry, toError });
-    this.listener = new NotificationListener(
-      options.listenConnectionString ?? options.connectionString,
-      `${options.applicationName ?? DEFAULT_APPLICATION_NAME}-listen`,
-      () => this.#nodes.forEach((node) => node.wake()),
+    const idempotencyWindowMs = options.idempotencyWindowMs ?? 86_400_000;
+    this.#context = {
+      namespace: this.namespace,
+      pool,
       logger,
-    );
+      limits: { maxPayloadBytes: this.maxPayloadBytes, idempotencyWindowMs },
+      toError: (error, doing) => this.toError(error, doing),
+      assertOpen: () => this.#assertOpen(),
+    };
+    const timings = timingsOf(options);
+    const applicationName = options.applicationName ?? DEFAULT_APPLICATION_NAME;
+    const directConnectionString = options.listenConnectionString ?? options.connectionString;
+    this.#publisher = new Publisher(this.#context);
+    this.#broadcasts = new Broadcasts(this.#context);
+    this.#registry = new NodeRegistry(this.#context, timings);
+    this.#eventLog = new EventLog(this.#context, resolveEventLogOptions(options.eventLog));
+    this.#schedulerSettings = schedulerSettings(options.scheduler, directConnectionString, applicationName);
+    this.schedules = new Schedules(this.#context, this.#schedulerSettings);
+    this.deadLetters = new DeadLetters(this.#context);
+    this.#metrics = new Metrics(this.#context, { nodeTtlMs: timings.nodeTtlMs, registry: options.metrics?.registry });
+    this.listener = new NotificationListener(directConnectionString, `${applicationName}-listen`, () => this.#nodes.forEach((node) => node.wake()), logger);
+    this.listener.connection.on("lost", (error) => this.#connectionLost(error));
+    this.listener.connection.on("connected", () => this.#setStatus("connected"));
+  }
+
+  /** The connection state now; changes are emitted as `status` events. */
+  get status(): SystemStatus {
+    return this.#status;
+  }
+
+  /** @internal The event log settings in force (nodes run maintenance on its interval). */
+  get eventLogSettings(): EventLogSettings {
+    return this.#eventLog.settings;
+  }
+
+  /** @internal Settings of the started nodes' fallback schedulers. */
+  get schedulerSettings(): SchedulerSettings {
+    return this.#schedulerSettings;
   }
 
   /**
@@ -173,7 +228,7 @@ export class CoreSystem {
       await pool.end().catch(() => {});
       throw toNexusError(error, `prepare the schema`, options.connectionString);
     }
-    const system = new CoreSystem(options, pool, logger, timingsOf(options));
+    const system = new CoreSystem(options, pool, logger);
     try {
       await system.listener.listen(`nexus:${system.namespace}`, (payload) => system.#onNamespaceNotification(payload));
       await system.listener.start();
@@ -222,7 +277,7 @@ export class CoreSystem {
   async createNamespaceRole(namespace: string, options: NamespaceRoleOptions = {}): Promise<NamespaceRole> {
     this.#assertOpen();
     try {
-      return await createNamespaceRole(this.pool, namespace, options);
+      return await createNamespaceRole(this.#context, namespace, options);
     } catch (error) {
       throw this.toError(error, `create the role of namespace ${String(namespace)}`);
     }
@@ -248,47 +303,19 @@ export class CoreSystem {
    * {@link onBroadcast}). Not durable: a node that is down misses it. Payloads too large
    * for NOTIFY go through a table transparently.
    */
-  async broadcast(channel: string, payload: unknown, options: { sourceNode?: string } = {}): Promise<void> {
-    this.#assertOpen();
-    assertEventType(channel, "broadcast channel");
-    assertPayload(payload, this.maxPayloadBytes);
-    try {
-      await broadcast(this.pool, this.namespace, channel, payload, options.sourceNode ?? null);
-    } catch (error) {
-      throw this.toError(error, `broadcast on ${channel}`);
-    }
+  broadcast(channel: string, payload: unknown, options: { sourceNode?: string } = {}): Promise<void> {
+    return this.#broadcasts.send(channel, payload, options.sourceNode ?? null);
   }
 
   /** Calls `handler` for every broadcast on `channel` in this namespace; returns a function that stops it. */
   onBroadcast(channel: string, handler: BroadcastHandler): () => void {
-    assertEventType(channel, "broadcast channel");
-    const handlers = this.#broadcastHandlers.get(channel) ?? new Set<BroadcastHandler>();
-    this.#broadcastHandlers.set(channel, handlers.add(handler));
-    return () => void handlers.delete(handler);
+    return this.#broadcasts.on(channel, handler);
   }
 
   /** The namespace channel carries queue names (wake-ups) and broadcasts (JSON objects). */
   #onNamespaceNotification(payload: string): void {
-    if (!payload.startsWith("{")) {
-      this.#nodes.forEach((node) => node.wake(payload));
-      return;
-    }
-    const message = JSON.parse(payload) as { b: string; p?: unknown; r?: number; s: string | null };
-    const handlers = this.#broadcastHandlers.get(message.b);
-    if (!handlers?.size) return;
-    const deliver = (value: unknown): void => {
-      for (const handler of handlers) {
-        try {
-          handler(value, { channel: message.b, sourceNode: message.s });
-        } catch (error) {
-          this.logger.error({ err: error, channel: message.b }, "a broadcast handler threw");
-        }
-      }
-    };
-    if (message.r === undefined) return deliver(message.p);
-    fetchBroadcastPayload(this.pool, message.r).then(deliver, (error: unknown) =>
-      this.logger.warn({ error: { message: (error as Error).message }, channel: message.b }, "could not fetch a large broadcast payload"),
-    );
+    if (payload.startsWith("{")) return this.#broadcasts.receive(payload);
+    this.#nodes.forEach((node) => node.wake(payload));
   }
 
   /** @internal The metrics observer of a consumer of `group` (used by nodes' consumers). */
@@ -305,32 +332,33 @@ export class CoreSystem {
   /** Registers a node of this process in `core.nodes`; it heartbeats until stopped. */
   async registerNode(options: RegisterNodeOptions): Promise<CoreNode> {
     this.#assertOpen();
-    const nodeId = options.nodeId ?? process.env.CORE_NODE_ID ?? randomUUID();
+    const nodeId = options?.nodeId ?? process.env.CORE_NODE_ID ?? randomUUID();
     validateNodeOptions(options, nodeId);
     const metadata = options.metadata ?? {};
-    try {
-      await registerNode(this.pool, {
-        nodeId,
-        namespace: this.namespace,
-        displayName: options.displayName,
-        metadata,
-        host: os.hostname(),
-        pid: process.pid,
-      });
-    } catch (error) {
-      throw toNexusError(error, `register node ${nodeId}`, this.#connectionString);
-    }
+    await this.#registry.register(nodeId, options.displayName, metadata);
     const node = new CoreNode({
-      system: this,
+      services: this.#nodeServices(),
       nodeId,
       displayName: options.displayName,
       metadata,
-      timings: this.#timings,
       onStopped: () => this.#nodes.delete(node),
     });
     this.#nodes.add(node);
     node.logger.info({ displayName: options.displayName }, "node registered");
     return node;
+  }
+
+  #nodeServices(): NodeServices {
+    return {
+      context: this.#context,
+      listener: this.listener,
+      publish: (rows, sourceNode, client) => this.publish(rows, sourceNode, client),
+      observe: (group, kind) => this.consumerObserver(group, kind),
+      replies: { viaQueue: this.repliesViaQueue, sendStacks: this.sendErrorStacks },
+      registry: this.#registry,
+      eventLog: this.#eventLog,
+      schedules: this.schedules,
+    };
   }
 
   /** The metrics in Prometheus text format (serve it with `metricsRegistry.contentType`); see core/metrics.ts. */
@@ -363,8 +391,7 @@ export class CoreSystem {
    * concurrent calls are safe: a pass that finds another running returns `ran: false`.
    */
   async maintainEventLog(): Promise<EventLogMaintenanceReport> {
-    this.#assertOpen();
-    return maintainEventLog(this, this.eventLogSettings);
+    return this.#eventLog.maintain();
   }
 
   /**
@@ -376,8 +403,7 @@ export class CoreSystem {
    * await system.replay({ group: "billing", types: ["order.*"], from: new Date(Date.now() - 3_600_000), to: new Date() });
    */
   async replay(options: ReplayOptions): Promise<ReplayResult> {
-    this.#assertOpen();
-    return replay(this, options);
+    return this.#eventLog.replay(options);
   }
 
   /** Wraps a driver error in a typed error naming what failed (for the package's own modules). */
@@ -393,7 +419,19 @@ export class CoreSystem {
     this.#metrics.close();
     await this.listener.close();
     await this.pool.end();
+    this.#setStatus("disconnected");
     this.logger.info("closed");
+  }
+
+  #connectionLost(error: Error): void {
+    this.#setStatus("reconnecting");
+    if (this.listenerCount("error") > 0) this.emit("error", this.toError(error, "keep the LISTEN connection"));
+  }
+
+  #setStatus(status: SystemStatus): void {
+    if (this.#status === status) return;
+    this.#status = status;
+    this.emit("status", status);
   }
 
   #assertOpen(): void {
@@ -454,4 +492,26 @@ function validateNodeOptions(options: RegisterNodeOptions, nodeId: string): void
   if (metadata !== undefined && (metadata === null || typeof metadata !== "object" || Array.isArray(metadata))) {
     throw new ValidationError("metadata", "metadata must be a plain JSON object.");
   }
+}
+
+/** True when `value` is a {@link CoreSystem}, from this copy of the package or another. */
+export function isCoreSystem(value: unknown): value is CoreSystem {
+  return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[SYSTEM_BRAND] === true;
+}
+
+/** A system an adapter works on, and whether the adapter opened it (and so closes it). */
+export interface AdapterSystem {
+  readonly system: CoreSystem;
+  /** True when the adapter connected it: the adapter closes it; a given system is left to its owner. */
+  readonly owned: boolean;
+}
+
+/**
+ * What every adapter accepts as its connection: the core's connection options (it then
+ * connects, and owns the system) or an open `CoreSystem` (used as is, never closed by the
+ * adapter).
+ */
+export async function openSystem(source: ConnectOptions | CoreSystem): Promise<AdapterSystem> {
+  if (isCoreSystem(source)) return { system: source, owned: false };
+  return { system: await CoreSystem.connect(source), owned: true };
 }

@@ -3,7 +3,7 @@
  * {@link UnsupportedOptionError}, thrown for every BullMQ option the facade cannot honour
  * instead of ignoring it.
  */
-import { ValidationError } from "../../core/model/errors.js";
+import { ValidationError } from "../../core/index.js";
 
 /**
  * Thrown by a processor to fail its job at once, skipping the remaining attempts, as

@@ -4,7 +4,7 @@
  * `attemptsMade`, ...); methods write through the facade's statements.
  */
 import type { JobProgress, JobState } from "bullmq";
-import type { CoreSystem } from "../../core/system.js";
+import type { CoreSystem } from "../../core/index.js";
 import type { JobOptions } from "./options.js";
 import type { JobRow } from "./queries/job-row.js";
 import { getJobs } from "./queries/get-jobs.js";

@@ -4,10 +4,8 @@
  * option the facade cannot honour throws an {@link UnsupportedOptionError} naming it.
  */
 import type { BackoffOptions as BullBackoffOptions, DeduplicationOptions, JobsOptions, KeepJobs, RepeatOptions } from "bullmq";
-import { CoreSystem, type ConnectOptions } from "../../core/system.js";
-import { assertBackoff, type BackoffOptions } from "../../core/model/backoff.js";
-import { assertEventType } from "../../core/model/names.js";
-import { ValidationError } from "../../core/model/errors.js";
+import { type ConnectOptions, type CoreSystem, type BackoffOptions, assertEventType, ValidationError } from "../../core/index.js";
+import { assertBackoff, isCoreSystem, openSystem, type AdapterSystem } from "../../core/internal.js";
 import { UnsupportedOptionError } from "./errors.js";
 import type { AddRow } from "./queries/job-row.js";
 
@@ -28,31 +26,25 @@ export const DEFAULT_PREFIX = "bull";
 /** One connection of a Queue, Worker or QueueEvents: the system once connected, and whether it owns it. */
 export class Connection {
   readonly ready: Promise<CoreSystem>;
-  readonly #owned: boolean;
+  readonly #opened: Promise<AdapterSystem>;
 
   constructor(connection: ConnectionOptions | undefined, prefix: string | undefined) {
     if (connection === undefined || connection === null) {
       throw new ValidationError("connection", "connection is required: pass the core's connection options ({ connectionString }) or a CoreSystem.");
     }
-    if (connection instanceof CoreSystem) {
-      if (prefix !== undefined && prefix !== connection.namespace) {
-        throw new ValidationError("prefix", `prefix ${prefix} differs from the CoreSystem's namespace ${connection.namespace}: omit prefix or connect the system to that namespace.`);
-      }
-      this.#owned = false;
-      this.ready = Promise.resolve(connection);
-    } else {
-      this.#owned = true;
-      this.ready = CoreSystem.connect({ ...connection, namespace: prefix ?? DEFAULT_PREFIX });
+    if (isCoreSystem(connection) && prefix !== undefined && prefix !== connection.namespace) {
+      throw new ValidationError("prefix", `prefix ${prefix} differs from the CoreSystem's namespace ${connection.namespace}: omit prefix or connect the system to that namespace.`);
     }
+    this.#opened = openSystem(isCoreSystem(connection) ? connection : { ...connection, namespace: prefix ?? DEFAULT_PREFIX });
+    this.ready = this.#opened.then((opened) => opened.system);
     // Errors surface on the first awaited call; this only keeps an unused failure from crashing the process.
     this.ready.catch(() => {});
   }
 
   /** Closes the system if this connection opened it. */
   async close(): Promise<void> {
-    if (!this.#owned) return;
-    const system = await this.ready.catch(() => null);
-    await system?.close();
+    const opened = await this.#opened.catch(() => null);
+    if (opened?.owned) await opened.system.close();
   }
 }
 

@@ -4,7 +4,7 @@
  * ({ jobId, data }). Like BullMQ's, only events after it connected are seen.
  */
 import { EventEmitter } from "node:events";
-import type { CoreSystem } from "../../core/system.js";
+import type { CoreSystem } from "../../core/index.js";
 import { Connection, assertKnownOptions, assertQueueName, type ConnectionOptions } from "./options.js";
 
 /** Options of {@link QueueEvents}. */

@@ -5,9 +5,9 @@
  */
 import { EventEmitter } from "node:events";
 import type { JobType, RepeatOptions } from "bullmq";
-import type { CoreSystem } from "../../core/system.js";
-import type { Queryable } from "../../core/db/queryable.js";
-import { ValidationError } from "../../core/model/errors.js";
+import type { CoreSystem } from "../../core/index.js";
+import type { Queryable } from "../../core/internal.js";
+import { ValidationError } from "../../core/index.js";
 import { Connection, assertKnownOptions, assertQueueName, toAddRow, type ConnectionOptions, type JobOptions } from "./options.js";
 import { Job, type JobHost } from "./job.js";
 import { assertRepeat, fireRow, nextFireMillis } from "./repeat.js";

@@ -4,8 +4,7 @@
  * need no clock process of their own and a scheduler removed stops at once.
  */
 import type { RepeatOptions } from "bullmq";
-import { parseCronExpression } from "../../core/schedules/cron.js";
-import { ValidationError } from "../../core/model/errors.js";
+import { parseCronExpression, ValidationError } from "../../core/index.js";
 import { toAddRow, type JobOptions } from "./options.js";
 import type { AddRow } from "./queries/job-row.js";
 

@@ -8,9 +8,8 @@
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { JobProgress, RateLimiterOptions } from "bullmq";
-import type { CoreSystem } from "../../core/system.js";
-import { backoffDelay } from "../../core/model/backoff.js";
-import { ValidationError } from "../../core/model/errors.js";
+import type { CoreSystem } from "../../core/index.js";
+import { backoffDelay, ValidationError } from "../../core/index.js";
 import { Connection, assertKnownOptions, assertQueueName, toCoreBackoff, type ConnectionOptions } from "./options.js";
 import { UnrecoverableError } from "./errors.js";
 import { Job, type JobHost } from "./job.js";

@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import {
   ClosedError,
-  CoreSystem,
+  type CoreSystem,
   DEFAULT_MAX_PAYLOAD_BYTES,
   ValidationError,
   assertGroup,
@@ -21,6 +21,7 @@ import {
   type HandlerContext,
   type SubscribeOptions,
 } from "../../core/index.js";
+import { isCoreSystem, openSystem } from "../../core/internal.js";
 import { PublishError, invalidArgValue } from "./errors.js";
 import { callListeners } from "./listeners.js";
 import { DELIVERED_LOCALLY_HEADER, argsToPayload, busName, isBusName, payloadToArgs } from "./mapping.js";
@@ -346,7 +347,7 @@ export class PgEventEmitter<T extends EventMap<T> = DefaultEventMap> extends Eve
   }
 
   async #connect(): Promise<CoreNode> {
-    const system = isCoreSystem(this.#connection) ? this.#connection : await CoreSystem.connect(this.#connection);
+    const { system } = await openSystem(this.#connection);
     this.#system = system;
     try {
       const node = await system.registerNode({
@@ -433,14 +434,6 @@ export class PgEventEmitter<T extends EventMap<T> = DefaultEventMap> extends Eve
     }
     await this.#deliveries.run({ event, context }, () => callListeners(this, listeners, payloadToArgs(event.payload)));
   }
-}
-
-/**
- * A CoreSystem, recognised by shape: the package's entry points are bundled separately, so
- * a system made through `@nexus-core/core` is not an instance of this bundle's class.
- */
-function isCoreSystem(value: ConnectOptions | CoreSystem): value is CoreSystem {
-  return typeof (value as CoreSystem).registerNode === "function";
 }
 
 function validateBroadcastOptions(group: string | undefined, consumerOptions: SubscribeOptions): void {

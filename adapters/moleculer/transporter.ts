@@ -8,12 +8,8 @@
  */
 import { randomUUID } from "node:crypto";
 import Moleculer from "moleculer";
-import type { BackoffOptions } from "../../core/model/backoff.js";
-import type { CoreEvent } from "../../core/model/events.js";
-import { assertNamespace } from "../../core/model/names.js";
-import type { Logger } from "../../core/model/logger.js";
-import type { CoreNode } from "../../core/node.js";
-import { CoreSystem, type ConnectOptions } from "../../core/system.js";
+import { assertNamespace, type BackoffOptions, type ConnectOptions, type CoreEvent, type CoreNode, type CoreSystem, type Logger, type SystemStatus } from "../../core/index.js";
+import { openSystem } from "../../core/internal.js";
 import { PgTransporterConfigError } from "./errors.js";
 import { balancedEventSubscription, balancedEventType, balancedRequest, decode, encode, packetType, PREFIX, type BroadcastPayload, type DirectPayload, type PacketPayload } from "./mapping.js";
 
@@ -44,7 +40,15 @@ export interface PgTransporterOptions {
   core?: Omit<ConnectOptions, "connectionString" | "namespace">;
   /** Consumption of the balanced group queues. */
   balanced?: PgBalancedOptions;
-  /** Milliseconds between checks of the database connection (default 250). */
+  /**
+   * An open `CoreSystem` to use instead of connecting (then `connectionString`, `namespace`
+   * and `core` are not needed; the transporter leaves closing it to its owner).
+   */
+  system?: CoreSystem;
+  /**
+   * @deprecated No effect: the transporter follows the core system's `status` events
+   * instead of polling the connection. Setting it logs a warning once.
+   */
   connectionCheckIntervalMs?: number;
   /** Milliseconds in-flight balanced handlers get to finish on disconnect (default 5,000). */
   stopGraceMs?: number;
@@ -101,7 +105,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
   declare connected: boolean;
 
   readonly #options: PgTransporterOptions;
-  readonly #connectionString: string;
+  readonly #connectionString: string | undefined;
   readonly #broadcastChannels = new Map<string, () => void>();
   readonly #balancedGroups = new Set<string>();
   /** Group subscriptions being recorded (Moleculer does not wait for those of events). */
@@ -112,7 +116,8 @@ export class PgTransporter extends Moleculer.Transporters.Base {
   #system: CoreSystem | undefined;
   #node: CoreNode | undefined;
   #logger: Logger | undefined;
-  #watch: NodeJS.Timeout | undefined;
+  #ownsSystem = false;
+  #stopWatching: (() => void) | undefined;
   #reconnecting = false;
   /**
    * Moleculer 0.14: the failures of the balanced events being handled, keyed by the
@@ -126,10 +131,10 @@ export class PgTransporter extends Moleculer.Transporters.Base {
     super(resolved);
     this.#options = resolved;
     const connectionString = resolved.connectionString ?? process.env.CORE_DATABASE_URL;
-    if (!connectionString) {
+    if (!connectionString && !resolved.system) {
       throw new PgTransporterConfigError(
         "connectionString",
-        "PgTransporter needs a PostgreSQL connection string: pass { connectionString } or set CORE_DATABASE_URL.",
+        "PgTransporter needs a PostgreSQL connection string: pass { connectionString } (or an open CoreSystem as { system }), or set CORE_DATABASE_URL.",
       );
     }
     this.#connectionString = connectionString;
@@ -140,7 +145,11 @@ export class PgTransporter extends Moleculer.Transporters.Base {
   override init(...args: Parameters<InstanceType<typeof Moleculer.Transporters.Base>["init"]>): void {
     super.init(...args);
     const brokerNamespace = (this.broker as unknown as { namespace?: string }).namespace;
-    const namespace = this.#options.namespace ?? (brokerNamespace || "moleculer");
+    const given = this.#options.system;
+    if (given && this.#options.namespace !== undefined && this.#options.namespace !== given.namespace) {
+      throw new PgTransporterConfigError("namespace", `namespace ${this.#options.namespace} differs from the given system's namespace ${given.namespace}: omit one of them.`);
+    }
+    const namespace = given?.namespace ?? this.#options.namespace ?? (brokerNamespace || "moleculer");
     try {
       assertNamespace(namespace);
     } catch (error) {
@@ -189,7 +198,9 @@ export class PgTransporter extends Moleculer.Transporters.Base {
 
   /** Connects to PostgreSQL, registers this broker as a core node and starts consuming its queue. */
   override async connect(): Promise<void> {
-    const system = await CoreSystem.connect({ ...this.#options.core, connectionString: this.#connectionString, namespace: this.#namespace });
+    const { system, owned } = await openSystem(
+      this.#options.system ?? { ...this.#options.core, connectionString: this.#connectionString!, namespace: this.#namespace },
+    );
     try {
       // A fresh core id per broker instance: two brokers given the same nodeID keep
       // separate queues and see each other's INFO, so Moleculer's own duplicate check runs.
@@ -200,17 +211,23 @@ export class PgTransporter extends Moleculer.Transporters.Base {
       this.#node = node;
       this.#logger = system.logger.child({ component: "moleculer", moleculerNodeID: this.nodeID });
     } catch (error) {
-      await system.close().catch(() => {});
+      if (owned) await system.close().catch(() => {});
       throw error;
     }
-    this.#watch = setInterval(() => this.#checkConnection(), this.#options.connectionCheckIntervalMs ?? 250);
-    this.#watch.unref();
+    this.#ownsSystem = owned;
+    if (this.#options.connectionCheckIntervalMs !== undefined) {
+      this.#logger?.warn("PgTransporter's connectionCheckIntervalMs is deprecated and has no effect: the transporter follows the core's status events");
+    }
+    const onStatus = (status: SystemStatus): void => this.#onStatus(status);
+    system.on("status", onStatus);
+    this.#stopWatching = () => void system.off("status", onStatus);
     await this.onConnected(false);
   }
 
   /** Stops consuming (in-flight balanced handlers get `stopGraceMs`), marks the node stopped and closes the pool. */
   override async disconnect(): Promise<void> {
-    clearInterval(this.#watch);
+    this.#stopWatching?.();
+    this.#stopWatching = undefined;
     this.connected = false;
     for (const stop of this.#broadcastChannels.values()) stop();
     this.#broadcastChannels.clear();
@@ -221,7 +238,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
     try {
       await node?.stop({ graceMs: this.#options.stopGraceMs ?? 5_000 });
     } finally {
-      await system?.close();
+      if (this.#ownsSystem) await system?.close();
     }
   }
 
@@ -284,7 +301,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
       return;
     }
     const broadcast: BroadcastPayload = { ...payload, n: this.nodeID, u: node.nodeId };
-    await node.system.broadcast(packetType(packet.type), broadcast, { sourceNode: node.nodeId });
+    await this.#connectedSystem().broadcast(packetType(packet.type), broadcast, { sourceNode: node.nodeId });
   }
 
   /**
@@ -399,14 +416,14 @@ export class PgTransporter extends Moleculer.Transporters.Base {
   }
 
   /**
-   * Follows the LISTEN connection, which the core re-establishes on its own: while it is
-   * down publishing stops (requests fail with BrokerDisconnectedError); once it is back,
-   * `onConnected(true)` makes Moleculer re-announce this node and discover the others.
+   * Follows the core system's status (its LISTEN connection, which the core re-establishes
+   * on its own): while it is down publishing stops (requests fail with
+   * BrokerDisconnectedError); once it is back, `onConnected(true)` makes Moleculer
+   * re-announce this node and discover the others.
    */
-  #checkConnection(): void {
-    const system = this.#system;
-    if (!system || this.#reconnecting) return;
-    const up = system.listener.connected;
+  #onStatus(status: SystemStatus): void {
+    if (!this.#system || this.#reconnecting || status === "disconnected") return;
+    const up = status === "connected";
     if (!up && this.connected) {
       this.connected = false;
       this.#logger?.warn("database connection lost; requests fail with BrokerDisconnectedError until it is back");

@@ -5,7 +5,7 @@
 import { EventEmitter } from "node:events";
 import { ClientProxy, type ReadPacket, type WritePacket } from "@nestjs/microservices";
 import { NoResponderError, RemoteError, type CoreNode, type CoreSystem } from "../../core/index.js";
-import { connectionOf, openSystem, type PgConnectionOptions } from "./connection.js";
+import { connectionOf, openConnection, type PgConnectionOptions } from "./connection.js";
 import { NestErrorCode, PgNestOptionsError } from "./errors.js";
 import { coreTypeOf, NEST_PACKET_HEADER } from "./mapping.js";
 import { PgRecord, type PgRecordOptions } from "./record-builder.js";
@@ -106,7 +106,7 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
   }
 
   async #open(): Promise<{ node: CoreNode; system: CoreSystem; owned: boolean; stopWatching: () => void }> {
-    const { system, owned } = await openSystem(connectionOf(this.#options, OWN_OPTIONS), "PgClient");
+    const { system, owned } = await openConnection(connectionOf(this.#options, OWN_OPTIONS), "PgClient");
     const node = await system.registerNode({ displayName: this.#options.nodeName ?? "nest-client" });
     this.#node = node;
     const stopWatching = watchStatus(system, (status) => this._status$.next(status));

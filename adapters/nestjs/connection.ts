@@ -2,7 +2,8 @@
  * The connection options `PgServer` and `PgClient` share: the core's own, or a
  * `CoreSystem` the application already has.
  */
-import { CoreSystem, type ConnectOptions } from "../../core/index.js";
+import type { ConnectOptions, CoreSystem } from "../../core/index.js";
+import { openSystem, type AdapterSystem } from "../../core/internal.js";
 import { PgNestOptionsError } from "./errors.js";
 
 /** Either the core's connection options, or `system`: an open `CoreSystem` to reuse (not closed by the adapter). */
@@ -11,15 +12,9 @@ export interface PgConnectionOptions extends Partial<ConnectOptions> {
   system?: CoreSystem;
 }
 
-/** A system and whether the adapter opened it (and so closes it). */
-export interface OpenedSystem {
-  system: CoreSystem;
-  owned: boolean;
-}
-
-/** Opens the system the options describe. */
-export async function openSystem(options: PgConnectionOptions, who: string): Promise<OpenedSystem> {
-  if (options.system) return { system: options.system, owned: false };
+/** Opens the system the options describe: the given `system`, or a new one from the connection options (see `openSystem` in core). */
+export async function openConnection(options: PgConnectionOptions, who: string): Promise<AdapterSystem> {
+  if (options.system) return openSystem(options.system);
   const { connectionString, namespace } = options;
   if (typeof connectionString !== "string" || typeof namespace !== "string") {
     throw new PgNestOptionsError(
@@ -27,7 +22,7 @@ export async function openSystem(options: PgConnectionOptions, who: string): Pro
       `${who} needs either { system } (an open CoreSystem) or { connectionString, namespace } (the core's ConnectOptions).`,
     );
   }
-  return { system: await CoreSystem.connect({ ...options, connectionString, namespace }), owned: true };
+  return openSystem({ ...options, connectionString, namespace });
 }
 
 /** Separates the connection options from the adapter's own, so only the core's reach `CoreSystem.connect`. */

@@ -3,7 +3,7 @@
  * `ValidationError` family; handler failures carry stable codes the core passes on (it
  * sends a responder error's `code` and `data` to the caller).
  */
-import { ValidationError } from "../../core/model/errors.js";
+import { ValidationError } from "../../core/index.js";
 
 /** Codes of the adapter's handler errors, stable for callers that branch on them. */
 export const NestErrorCode = {

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Observable } from "rxjs";
-import { assertEventType } from "../../core/model/names.js";
+import { assertEventType } from "../../core/index.js";
 
 /** Header set when a custom serializer produced the payload: it is then the whole serialised Nest packet. */
 export const NEST_PACKET_HEADER = "nest-packet";

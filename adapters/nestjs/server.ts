@@ -8,8 +8,8 @@ import { EventEmitter } from "node:events";
 import { Server, type CustomTransportStrategy, type MessageHandler, type ReadPacket } from "@nestjs/microservices";
 import { catchError, map, throwError, type Observable } from "rxjs";
 import type { CoreEvent, CoreNode, CoreRequest, CoreSystem, EventHeaders, HandlerContext, RespondOptions, SubscribeOptions } from "../../core/index.js";
-import { assertGroup } from "../../core/model/names.js";
-import { openSystem, connectionOf, type PgConnectionOptions } from "./connection.js";
+import { assertGroup } from "../../core/index.js";
+import { openConnection, connectionOf, type PgConnectionOptions } from "./connection.js";
 import { PgContext, type PgContextArgs } from "./context.js";
 import { NestEventHandlerError, NestRpcError, PgNestOptionsError } from "./errors.js";
 import { coreTypeOf, NEST_PACKET_HEADER, replyOf } from "./mapping.js";
@@ -115,7 +115,7 @@ export class PgServer extends Server<PgServerEvents, string> implements CustomTr
   }
 
   async #start(): Promise<void> {
-    const { system, owned } = await openSystem(connectionOf(this.#options, OWN_OPTIONS), "PgServer");
+    const { system, owned } = await openConnection(connectionOf(this.#options, OWN_OPTIONS), "PgServer");
     this.#system = system;
     this.#ownsSystem = owned;
     const { group } = this.#options;

@@ -1,24 +1,16 @@
 /**
- * The `status` Observable of `PgServer` and `PgClient`: `connected`, `reconnecting` while
- * the core's LISTEN connection is lost (the pool reconnects on its own), `disconnected`
- * once closed.
+ * The `status` Observable of `PgServer` and `PgClient`: the core system's own `status`
+ * events (`connected`, `reconnecting` while the LISTEN connection is lost, `disconnected`
+ * once closed), passed on as they happen.
  */
-import type { CoreSystem } from "../../core/index.js";
+import type { CoreSystem, SystemStatus } from "../../core/index.js";
 
 /** Statuses the Postgres transport reports. */
-export type PgStatus = "connected" | "disconnected" | "reconnecting";
+export type PgStatus = SystemStatus;
 
-/** How often the LISTEN connection's state is read: the core reports reconnects only in its log. */
-const STATUS_POLL_MS = 500;
-
-/** Reports `connected` now, then each change of the LISTEN connection; returns a stop function. */
+/** Reports the system's status now, then each change; returns a stop function. */
 export function watchStatus(system: CoreSystem, report: (status: PgStatus) => void): () => void {
-  let last: PgStatus = "connected";
-  report(last);
-  const timer = setInterval(() => {
-    const now: PgStatus = system.listener.connected ? "connected" : "reconnecting";
-    if (now !== last) report((last = now));
-  }, STATUS_POLL_MS);
-  timer.unref();
-  return () => clearInterval(timer);
+  report(system.status);
+  system.on("status", report);
+  return () => void system.off("status", report);
 }

@@ -6,7 +6,7 @@
  * (times as ISO 8601 strings, ids as strings), so the HTTP server and the CLI pass them
  * through unchanged.
  */
-import type pg from "pg";
+import type { NamespaceContext } from "../model/context.js";
 import { UnknownGroupError, ValidationError } from "../model/errors.js";
 import { assertGroup, assertPattern, groupQueueName } from "../model/names.js";
 import { getDeadLetter } from "./queries/get-dead-letter.js";
@@ -87,16 +87,6 @@ export interface DeadLetterFilter {
   before?: Date | string;
 }
 
-/** What {@link DeadLetters} needs from its system. */
-export interface DeadLettersInit {
-  pool: pg.Pool;
-  namespace: string;
-  /** Throws when the system is closed. */
-  assertOpen: () => void;
-  /** Wraps a driver error in a typed error. */
-  toError: (error: unknown, doing: string) => Error;
-}
-
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 const MAX_RETRY_IDS = 10_000;
@@ -106,11 +96,11 @@ const NO_QUEUE = "P0002";
 
 /** The dead-letter queues of a system's namespace. Reach it as `system.deadLetters`. */
 export class DeadLetters {
-  readonly #init: DeadLettersInit;
+  readonly #context: NamespaceContext;
 
   /** @internal Created by the system. */
-  constructor(init: DeadLettersInit) {
-    this.#init = init;
+  constructor(context: NamespaceContext) {
+    this.#context = context;
   }
 
   /**
@@ -133,7 +123,7 @@ export class DeadLetters {
     }
     const after = options.after === undefined ? null : messageId("after", options.after);
     const pattern = typePattern(options.type);
-    const rows = await this.#run(group, "list the dead letters", (queue) => listDeadLetters(this.#init.pool, queue, after, limit + 1, pattern));
+    const rows = await this.#run(group, "list the dead letters", (queue) => listDeadLetters(this.#context.pool, queue, after, limit + 1, pattern));
     const items = rows.slice(0, limit).map((row) => summaryOf(row));
     return { items, nextAfter: rows.length > limit ? items.at(-1)!.id : null };
   }
@@ -142,7 +132,7 @@ export class DeadLetters {
   async get(group: string, id: string | number): Promise<DeadLetter | null> {
     assertGroup(group);
     const msgId = messageId("id", id);
-    const row = await this.#run(group, `read dead letter ${msgId}`, (queue) => getDeadLetter(this.#init.pool, queue, msgId));
+    const row = await this.#run(group, `read dead letter ${msgId}`, (queue) => getDeadLetter(this.#context.pool, queue, msgId));
     return row ? deadLetterOf(row) : null;
   }
 
@@ -160,22 +150,22 @@ export class DeadLetters {
   async retry(group: string, selection: readonly (string | number)[] | DeadLetterFilter): Promise<number> {
     assertGroup(group);
     const chosen = retrySelection(selection);
-    return this.#run(group, "retry dead letters", (queue) => retryDeadLetters(this.#init.pool, this.#init.namespace, queue, chosen));
+    return this.#run(group, "retry dead letters", (queue) => retryDeadLetters(this.#context.pool, this.#context.namespace, queue, chosen));
   }
 
   /** Deletes every dead letter of the group (only its dead-letter queue); returns how many. */
   async purge(group: string): Promise<number> {
     assertGroup(group);
-    return this.#run(group, "purge the dead letters", (queue) => purgeDeadLetters(this.#init.pool, queue));
+    return this.#run(group, "purge the dead letters", (queue) => purgeDeadLetters(this.#context.pool, queue));
   }
 
   async #run<T>(group: string, doing: string, work: (queue: string) => Promise<T>): Promise<T> {
-    this.#init.assertOpen();
+    this.#context.assertOpen();
     try {
-      return await work(groupQueueName(this.#init.namespace, group));
+      return await work(groupQueueName(this.#context.namespace, group));
     } catch (error) {
-      if ((error as { code?: unknown } | null)?.code === NO_QUEUE) throw new UnknownGroupError(group, this.#init.namespace, error);
-      throw this.#init.toError(error, `${doing} of group ${group}`);
+      if ((error as { code?: unknown } | null)?.code === NO_QUEUE) throw new UnknownGroupError(group, this.#context.namespace, error);
+      throw this.#context.toError(error, `${doing} of group ${group}`);
     }
   }
 }

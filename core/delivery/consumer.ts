@@ -23,7 +23,7 @@ import { HandlerTimeoutError } from "../model/errors.js";
 import { SavepointClient, type HandlerClient } from "./handler-client.js";
 import type { Logger } from "../model/logger.js";
 import type { ConsumerObserver } from "../metrics/metrics.js";
-import { jitteredBackoff } from "../db/listener.js";
+import { jitteredBackoff } from "../db/dedicated-connection.js";
 import { failMessage, type RecordedError } from "./queries/fail-message.js";
 import { lockMessages } from "./queries/lock-messages.js";
 import { readMessages, type QueueMessage } from "./queries/read-messages.js";

@@ -6,6 +6,7 @@
 import { Coalescer } from "../db/coalescer.js";
 import { emitEvents, emitStatement, type EmitOutcome, type EmitRow } from "./queries/emit.js";
 import type { Queryable } from "../db/queryable.js";
+import type { NamespaceContext } from "../model/context.js";
 
 interface Emit {
   rows: EmitRow[];
@@ -20,11 +21,11 @@ export class Publisher {
   readonly #toError: (error: unknown) => Error;
   readonly #coalescer: Coalescer<Emit, EmitOutcome[]>;
 
-  constructor(db: Queryable, namespace: string, idempotencyWindowMs: number, toError: (error: unknown) => Error) {
-    this.#db = db;
-    this.#namespace = namespace;
-    this.#idempotencyWindowMs = idempotencyWindowMs;
-    this.#toError = toError;
+  constructor(context: NamespaceContext) {
+    this.#db = context.pool;
+    this.#namespace = context.namespace;
+    this.#idempotencyWindowMs = context.limits.idempotencyWindowMs;
+    this.#toError = (error) => context.toError(error, "emit");
     this.#coalescer = new Coalescer((emits) => this.#send(emits), (emit) => emit.rows.length);
   }
 

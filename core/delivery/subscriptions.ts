@@ -9,6 +9,7 @@ import { EventDispatcher, patternMatcher, type Route } from "./dispatch.js";
 import { RequestDispatcher, type ReplyOptions, type RequestHandler } from "../requests/dispatch.js";
 import { ValidationError } from "../model/errors.js";
 import type { EventHandler, SubscribeOptions } from "../model/events.js";
+import type { NamespaceContext } from "../model/context.js";
 import type { Logger } from "../model/logger.js";
 import { assertGroup, assertPattern, groupQueueName, requestQueueName } from "../model/names.js";
 import type { ConsumerObserver } from "../metrics/metrics.js";
@@ -89,21 +90,18 @@ export class NodeSubscriptions {
   readonly #namespace: string;
   readonly #logger: Logger;
   readonly #replies: ReplyOptions;
+  readonly #observe: (group: string, kind: Kind) => ConsumerObserver;
   readonly #events = new Map<string, GroupEntry<EventHandler>>();
   readonly #requests = new Map<string, GroupEntry<RequestHandler>>();
   #started = false;
 
-  constructor(
-    pool: pg.Pool,
-    namespace: string,
-    replies: ReplyOptions,
-    logger: Logger,
-    private readonly observe: (group: string, kind: Kind) => ConsumerObserver,
-  ) {
-    this.#pool = pool;
-    this.#namespace = namespace;
+  /** `context.logger` is the node's; `observe` gives each group's consumer its metrics. */
+  constructor(context: NamespaceContext, replies: ReplyOptions, observe: (group: string, kind: Kind) => ConsumerObserver) {
+    this.#pool = context.pool;
+    this.#namespace = context.namespace;
+    this.#logger = context.logger;
     this.#replies = replies;
-    this.#logger = logger;
+    this.#observe = observe;
   }
 
   /** Adds an event handler; once started, its subscription is recorded and its group consumed at once. */
@@ -196,7 +194,7 @@ export class NodeSubscriptions {
       settings,
       dispatcher: entry.dispatcher,
       logger: this.#logger,
-      observer: this.observe(group, kind),
+      observer: this.#observe(group, kind),
     });
     return entry;
   }

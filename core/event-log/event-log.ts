@@ -10,10 +10,10 @@
  * partition holds every namespace.
  */
 import { ValidationError } from "../model/errors.js";
-import type { Logger } from "../model/logger.js";
+import type { NamespaceContext } from "../model/context.js";
+import { replay, type ReplayOptions, type ReplayResult } from "./replay.js";
 import { deleteExpiredEvents } from "./queries/delete-expired-events.js";
 import { maintainEventLogPartitions } from "./queries/maintain-event-log.js";
-import type { Queryable } from "../db/queryable.js";
 
 /** Options of the event log (`eventLog` of `CoreSystem.connect`). */
 export interface EventLogOptions {
@@ -75,14 +75,6 @@ export interface EventLogMaintenanceReport {
   namespaceRowsDeleted: number;
   /** Things the pass could not do as configured (e.g. an interval pg_partman cannot change). */
   warnings: string[];
-}
-
-/** What {@link maintainEventLog} needs from the system. */
-export interface EventLogContext {
-  readonly pool: Queryable;
-  readonly namespace: string;
-  readonly logger: Logger;
-  toError(error: unknown, doing: string): Error;
 }
 
 const DAY_MS = 86_400_000;
@@ -147,7 +139,7 @@ function assertRetention(argument: string, value: unknown): void {
  * namespace's retention. Safe to call from many nodes at once: a pass that finds another
  * running returns `ran: false` at once.
  */
-export async function maintainEventLog(context: EventLogContext, settings: EventLogSettings): Promise<EventLogMaintenanceReport> {
+async function maintainEventLog(context: NamespaceContext, settings: EventLogSettings): Promise<EventLogMaintenanceReport> {
   const started = Date.now();
   let row;
   try {
@@ -202,4 +194,28 @@ export async function maintainEventLog(context: EventLogContext, settings: Event
     report.ran ? "event log maintained" : "event log maintenance skipped: another pass is running",
   );
   return report;
+}
+
+/** The event log of a namespace: maintenance passes and replays. Reach it through `system.maintainEventLog()` and `system.replay()`. */
+export class EventLog {
+  readonly #context: NamespaceContext;
+  /** The settings in force (nodes run maintenance on `maintenanceIntervalMs`). */
+  readonly settings: EventLogSettings;
+
+  constructor(context: NamespaceContext, settings: EventLogSettings) {
+    this.#context = context;
+    this.settings = settings;
+  }
+
+  /** One maintenance pass: see {@link maintainEventLog}. */
+  maintain(): Promise<EventLogMaintenanceReport> {
+    this.#context.assertOpen();
+    return maintainEventLog(this.#context, this.settings);
+  }
+
+  /** Re-enqueues logged events to one group: see {@link replay}. */
+  replay(options: ReplayOptions): Promise<ReplayResult> {
+    this.#context.assertOpen();
+    return replay(this.#context, options);
+  }
 }

@@ -10,11 +10,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { UnknownGroupError, ValidationError } from "../model/errors.js";
-import type { Logger } from "../model/logger.js";
+import type { NamespaceContext } from "../model/context.js";
 import { assertGroup, assertPattern, groupQueueName } from "../model/names.js";
 import { sendReplayBatch, type ReplayCursor } from "./queries/replay-batch.js";
 import { planReplay } from "./queries/replay-plan.js";
-import type { Queryable } from "../db/queryable.js";
 
 /** The header that marks a replayed copy; its value is the replay's id. */
 export const REPLAY_HEADER = "nexus-replay";
@@ -44,14 +43,6 @@ export interface ReplayResult {
   replayId: string;
   /** Events re-enqueued (with `dryRun`, the number that would be). */
   count: number;
-}
-
-/** What {@link replay} needs from the system. */
-export interface ReplayContext {
-  readonly pool: Queryable;
-  readonly namespace: string;
-  readonly logger: Logger;
-  toError(error: unknown, doing: string): Error;
 }
 
 const DEFAULT_BATCH_SIZE = 500;
@@ -128,7 +119,7 @@ function describe(value: unknown): string {
  * and the group's subscriptions) to the group's queue, in emitted order, in batches.
  * Events emitted after the replay starts are not replayed: they reach the group normally.
  */
-export async function replay(context: ReplayContext, options: ReplayOptions): Promise<ReplayResult> {
+export async function replay(context: NamespaceContext, options: ReplayOptions): Promise<ReplayResult> {
   const request = validateReplayOptions(options);
   const queue = groupQueueName(context.namespace, request.group);
   const replayId = randomUUID();

@@ -14,10 +14,9 @@
  * on one passed in `ConnectOptions.metrics.registry`; several systems may share a
  * registry, each contributing the series of its namespace.
  */
-import type pg from "pg";
+import type { NamespaceContext } from "../model/context.js";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { ValidationError } from "../model/errors.js";
-import type { Logger } from "../model/logger.js";
 import { groupQueueName, requestQueueName } from "../model/names.js";
 import { groupQueueMetrics, type GroupQueueRow } from "./queries/group-queue-metrics.js";
 import { nodeMetrics, type NodeMetricsRow } from "./queries/node-metrics.js";
@@ -100,14 +99,12 @@ export type TopQuery = TopQueryRow;
 /** What `system.topQueries(n)` returns: the statements, or why there are none. */
 export type TopQueries = { available: true; queries: TopQuery[] } | { available: false; reason: string };
 
-/** What a {@link Metrics} needs from its system. */
-export interface MetricsInit {
-  pool: pg.Pool;
-  namespace: string;
+/** What a {@link Metrics} needs beside its namespace. */
+export interface MetricsSettings {
+  /** Nodes silent for longer count as dead. */
   nodeTtlMs: number;
-  logger: Logger;
-  registry?: Registry;
-  toError: (error: unknown, doing: string) => Error;
+  /** The registry to put the metrics on (default: one of its own). */
+  registry?: Registry | undefined;
 }
 
 /** Label names: per group, per node, per namespace. */
@@ -238,16 +235,18 @@ export class Metrics {
   /** The registry the metrics are on. */
   readonly registry: Registry;
   readonly namespace: string;
-  readonly #init: MetricsInit;
+  readonly #context: NamespaceContext;
+  readonly #nodeTtlMs: number;
   readonly #families: Families;
 
-  constructor(init: MetricsInit) {
-    this.#init = init;
-    this.namespace = init.namespace;
-    this.registry = init.registry ?? new Registry();
+  constructor(context: NamespaceContext, settings: MetricsSettings) {
+    this.#context = context;
+    this.#nodeTtlMs = settings.nodeTtlMs;
+    this.namespace = context.namespace;
+    this.registry = settings.registry ?? new Registry();
     this.#families = familiesOf(this.registry);
     this.#families.sources.add(this);
-    this.#families.emitted.inc({ namespace: init.namespace }, 0);
+    this.#families.emitted.inc({ namespace: context.namespace }, 0);
   }
 
   /** @internal The observer of one group's consumer; its series start at zero. */
@@ -289,7 +288,7 @@ export class Metrics {
     try {
       figures = await this.#readDatabase();
     } catch (error) {
-      throw this.#init.toError(error, "read the metrics");
+      throw this.#context.toError(error, "read the metrics");
     }
     const collectedAt = new Date().toISOString();
     const process = await this.#processFigures();
@@ -348,7 +347,7 @@ export class Metrics {
       throw new ValidationError("limit", `limit must be a whole number from 1 to 1000; got ${String(limit)}.`);
     }
     try {
-      return { available: true, queries: await readTopQueries(this.#init.pool, limit) };
+      return { available: true, queries: await readTopQueries(this.#context.pool, limit) };
     } catch (error) {
       const code = (error as { code?: unknown } | null)?.code;
       if (typeof code === "string" && STATEMENTS_UNAVAILABLE.has(code)) {
@@ -359,7 +358,7 @@ export class Metrics {
             `server and CREATE EXTENSION pg_stat_statements by a superuser (migration 2 creates it where the role may).`,
         };
       }
-      throw this.#init.toError(error, "read pg_stat_statements");
+      throw this.#context.toError(error, "read pg_stat_statements");
     }
   }
 
@@ -374,13 +373,14 @@ export class Metrics {
     try {
       return await this.#readDatabase();
     } catch (error) {
-      this.#init.logger.warn({ err: { message: (error as Error).message, code: (error as { code?: unknown }).code } }, "could not read queue and node metrics");
+      this.#context.logger.warn({ err: { message: (error as Error).message, code: (error as { code?: unknown }).code } }, "could not read queue and node metrics");
       return undefined;
     }
   }
 
   async #readDatabase(): Promise<DatabaseFigures> {
-    const { pool, namespace, nodeTtlMs } = this.#init;
+    const { pool, namespace } = this.#context;
+    const nodeTtlMs = this.#nodeTtlMs;
     const [groups, nodes] = await Promise.all([groupQueueMetrics(pool, namespace), nodeMetrics(pool, namespace, nodeTtlMs, RECENT_NODES_MS)]);
     return { groups, nodes };
   }

@@ -12,6 +12,7 @@ import { EventDispatcher, patternMatcher, type Route } from "../delivery/dispatc
 import { NodeQueueDispatcher } from "./dispatch.js";
 import type { EventHandler } from "../model/events.js";
 import type { NotificationListener } from "../db/listener.js";
+import type { NamespaceContext } from "../model/context.js";
 import type { Logger } from "../model/logger.js";
 import type { EventEnvelope, NodeEnvelope, RequestEnvelope } from "../model/messages.js";
 import { ensureNodeQueue } from "./queries/ensure-node-queue.js";
@@ -21,13 +22,10 @@ import { sendBatchToNode, sendToNode } from "./queries/send-to-node.js";
 import { Requester } from "./requester.js";
 import { DEFAULT_BACKOFF } from "../model/backoff.js";
 
-/** What an inbox needs from its node and system. */
+/** What an inbox needs beside its namespace (whose `logger` is the node's). */
 export interface InboxInit {
   nodeId: string;
-  namespace: string;
-  pool: pg.Pool;
   listener: NotificationListener;
-  logger: Logger;
   /** A requester cancelled a stream this node may be sending. */
   onCancel: (correlationId: string) => void;
 }
@@ -43,14 +41,15 @@ export class NodeInbox {
   readonly requester: Requester;
   /** The node's queue: `n_` and the node id's 32 hex digits (`core.node_queue`). */
   readonly queue: string;
-  readonly #init: InboxInit;
+  readonly #init: InboxInit & { namespace: string; pool: pg.Pool; logger: Logger };
   readonly #directRoutes: Route<EventHandler>[] = [];
   #nodeEventRoutes: Route<EventHandler>[] = [];
   readonly #outboxes = new Map<string, Outbox>();
   readonly #consumer: QueueConsumer;
   #opening: Promise<void> | undefined;
 
-  constructor(init: InboxInit) {
+  constructor(context: NamespaceContext, inbox: InboxInit) {
+    const init = { ...inbox, namespace: context.namespace, pool: context.pool, logger: context.logger };
     this.#init = init;
     // Concurrent requests of this node share one statement and commit.
     const requests = new Coalescer<RequestEnvelope, boolean>(async (envelopes) => {

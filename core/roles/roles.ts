@@ -5,7 +5,7 @@
  * queues or rows is refused with a {@link PermissionError}.
  */
 import { createHmac, createHash, pbkdf2Sync, randomBytes } from "node:crypto";
-import type pg from "pg";
+import type { NamespaceContext } from "../model/context.js";
 import { PermissionError, ValidationError } from "../model/errors.js";
 import { assertNamespace } from "../model/names.js";
 import { createRole, rolePrivileges } from "./queries/create-role.js";
@@ -39,7 +39,7 @@ export function defaultNamespaceRoleName(namespace: string): string {
  * The connected role needs CREATEROLE (or superuser) and must own the schema (it runs the
  * grants); without CREATEROLE this throws a {@link PermissionError} naming the privilege.
  */
-export async function createNamespaceRole(pool: pg.Pool, namespace: string, options: NamespaceRoleOptions = {}): Promise<NamespaceRole> {
+export async function createNamespaceRole(context: NamespaceContext, namespace: string, options: NamespaceRoleOptions = {}): Promise<NamespaceRole> {
   assertNamespace(namespace);
   const roleName = options.roleName ?? defaultNamespaceRoleName(namespace);
   if (typeof roleName !== "string" || !ROLE_NAME.test(roleName) || roleName.startsWith("pg_")) {
@@ -49,7 +49,7 @@ export async function createNamespaceRole(pool: pg.Pool, namespace: string, opti
   if (password !== undefined && (typeof password !== "string" || password.length < 1 || password.length > 1024 || password.includes("\0"))) {
     throw new ValidationError("password", "password must be a string of 1-1024 characters without NUL.");
   }
-  const client = await pool.connect();
+  const client = await context.pool.connect();
   try {
     const privileges = await rolePrivileges(client);
     if (!privileges.canCreateRoles) {

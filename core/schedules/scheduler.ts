@@ -1,9 +1,8 @@
 /**
- * Scheduled tasks: a task emits one event on a cron schedule (see `sql/000007_schedules.sql`).
+ * The fallback scheduler each started node runs (the task API is `tasks.ts`; a task emits
+ * one event on a cron schedule, see `sql/000007_schedules.sql`).
  *
- * - {@link scheduleTask}, {@link listTasks}, {@link setTaskPaused} and {@link unscheduleTask}
- *   are the API behind `node.scheduleTask(...)` and its siblings.
- * - {@link Scheduler} is the fallback scheduler each started node runs. The leader is the
+ * - {@link Scheduler}: the node's part in the fallback scheduler. The leader is the
  *   node whose dedicated connection (`listenConnectionString ?? connectionString`, never a
  *   pooled one) holds the namespace's session advisory lock. It computes due times with
  *   croner and fires each through `core.run_scheduled_task`, which records the (task,
@@ -16,28 +15,20 @@
  *   and the leader sleeps until the next due time (at most `pollIntervalMs`, so tasks
  *   scheduled by other processes are picked up; this process's own changes wake it).
  */
-import pg from "pg";
+import type pg from "pg";
 import type { Cron } from "croner";
-import { assertTaskName, parseCronExpression } from "./cron.js";
+import { parseCronExpression } from "./cron.js";
 import { isConnectionFailure } from "../db/database.js";
 import { ValidationError } from "../model/errors.js";
-import { jitteredBackoff } from "../db/listener.js";
+import { DedicatedConnection, jitteredBackoff } from "../db/dedicated-connection.js";
 import type { Logger } from "../model/logger.js";
-import { assertEventType } from "../model/names.js";
-import type { CoreNode } from "../node.js";
-import { assertHeaders, assertPayload } from "../model/payload.js";
-import { listTaskRows, type TaskListRow } from "./queries/list-task-rows.js";
 import { pruneScheduleFires } from "./queries/prune-schedule-fires.js";
 import { runScheduledTask, type FireResult } from "./queries/run-scheduled-task.js";
-import { upsertTask, type ScheduledTaskRow } from "./queries/upsert-task.js";
 import { schedulerTasks, type SchedulerTaskRow } from "./queries/scheduler-tasks.js";
-import { setTaskEnabled } from "./queries/set-task-enabled.js";
 import { skipScheduledFire } from "./queries/skip-scheduled-fire.js";
 import { schedulerState } from "./queries/scheduler-state.js";
 import { tryLockScheduler } from "./queries/try-scheduler-lock.js";
 import type { Queryable } from "../db/queryable.js";
-import { deleteTask } from "./queries/delete-task.js";
-import type { ConnectOptions } from "../system.js";
 
 /** Option `scheduler` of `CoreSystem.connect`: the fallback scheduler of this system's started nodes. */
 export interface SchedulerOptions {
@@ -58,60 +49,6 @@ export interface SchedulerSettings extends Required<SchedulerOptions> {
   /** `listenConnectionString ?? connectionString`: a direct connection, never a transaction pooler. */
   connectionString: string;
   applicationName: string;
-}
-
-/** Options of `node.scheduleTask`. */
-export interface ScheduleTaskOptions {
-  /** The task's name, unique in the namespace: 1-200 letters, digits, `_`, `-`, `.`, `:`. Scheduling an existing name replaces it. */
-  name: string;
-  /** 5 fields (minutes; UTC) or 6 (a leading seconds field), checked with croner; nicknames such as `@hourly` too. */
-  cronExpression: string;
-  /** The type of the event emitted at each fire. */
-  eventType: string;
-  /** The event's JSON payload (default `{}`). */
-  payload?: unknown;
-  /** Headers added to the event; each fire also carries `nexus-task`, `nexus-task-id` and `nexus-scheduled-for`. */
-  headers?: Record<string, string>;
-  /** IANA time zone the expression is read in (default `UTC`). Other zones run on the fallback scheduler. */
-  timezone?: string;
-}
-
-/** A scheduled task. */
-export interface ScheduledTask {
-  /** The task's id (a UUID). */
-  id: string;
-  name: string;
-  /** The expression as stored: nicknames expanded, single spaces. */
-  expression: string;
-  timezone: string;
-  eventType: string;
-  payload: unknown;
-  headers: Record<string, string>;
-  paused: boolean;
-  /** `pg_cron` when a pg_cron job runs it, `scheduler` when the package's fallback scheduler does. */
-  runner: "pg_cron" | "scheduler";
-  /** The `cron.job` id while `runner` is `pg_cron`. */
-  cronJobId: number | null;
-  /** The next fire time from now (null while paused, or when it never fires again). */
-  nextRunAt: Date | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-/** One recorded fire of a task. */
-export interface TaskFire {
-  scheduledFor: Date;
-  firedAt: Date;
-  /** `fired` (the event was emitted), `failed` (the emit failed: see `error`) or `skipped` (missed outside the catch-up window). */
-  outcome: "fired" | "failed" | "skipped";
-  error: string | null;
-  /** The emitted event's id, for `fired`. */
-  eventId: string | null;
-}
-
-/** A task as {@link CoreNode.listTasks} returns it: with its newest recorded fire. */
-export interface ScheduledTaskStatus extends ScheduledTask {
-  lastFire: TaskFire | null;
 }
 
 const DEFAULTS: Required<SchedulerOptions> = {
@@ -146,139 +83,16 @@ export function validateSchedulerOptions(options: unknown): void {
   }
 }
 
-/** @internal The settings of a system's schedulers (options already validated). */
-export function schedulerSettings(options: ConnectOptions): SchedulerSettings {
-  return {
-    ...DEFAULTS,
-    ...definedOnly(options.scheduler ?? {}),
-    connectionString: options.listenConnectionString ?? options.connectionString,
-    applicationName: `${options.applicationName ?? "nexus-core"}-scheduler`,
-  };
+/**
+ * @internal The settings of a system's schedulers (options already validated); the lock
+ * lives on a dedicated connection to `connectionString` (never a transaction pooler).
+ */
+export function schedulerSettings(options: SchedulerOptions | undefined, connectionString: string, applicationName: string): SchedulerSettings {
+  return { ...DEFAULTS, ...definedOnly(options ?? {}), connectionString, applicationName: `${applicationName}-scheduler` };
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-// ---------------------------------------------------------------------------------------
-// The task API (node.scheduleTask and its siblings)
-// ---------------------------------------------------------------------------------------
-
-/**
- * Creates or replaces the task `options.name` of the node's namespace. Everything is
- * checked before anything is written. A paused task stays paused.
- */
-export async function scheduleTask(node: CoreNode, options: ScheduleTaskOptions): Promise<ScheduledTask> {
-  if (options === null || typeof options !== "object") {
-    throw new ValidationError("options", "scheduleTask needs { name, cronExpression, eventType, payload?, headers?, timezone? }.");
-  }
-  assertTaskName(options.name);
-  const parsed = parseCronExpression(options.cronExpression, options.timezone);
-  assertEventType(options.eventType);
-  const payload = options.payload === undefined ? {} : options.payload;
-  assertPayload(payload, node.system.maxPayloadBytes);
-  assertHeaders(options.headers);
-  const { system } = node;
-  let row: ScheduledTaskRow;
-  try {
-    row = await upsertTask(system.pool, {
-      namespace: system.namespace,
-      name: options.name,
-      expression: parsed.expression,
-      timezone: parsed.timezone,
-      pgCronCompatible: parsed.pgCronCompatible,
-      eventType: options.eventType,
-      payload,
-      headers: options.headers ?? {},
-    });
-  } catch (error) {
-    throw system.toError(error, `schedule task ${options.name}`);
-  }
-  const task = toTask(row);
-  node.logger.info({ task: task.name, expression: task.expression, timezone: task.timezone, runner: task.runner, nextRunAt: task.nextRunAt }, "task scheduled");
-  wakeSchedulers(system.namespace);
-  return task;
-}
-
-/** The tasks of the node's namespace, by name, each with its newest recorded fire. */
-export async function listTasks(node: CoreNode): Promise<ScheduledTaskStatus[]> {
-  try {
-    const rows = await listTaskRows(node.system.pool, node.system.namespace);
-    return rows.map(toTaskStatus);
-  } catch (error) {
-    throw node.system.toError(error, "list tasks");
-  }
-}
-
-/** Pauses or resumes a task; false when the namespace has no task of that name. */
-export async function setTaskPaused(node: CoreNode, name: string, paused: boolean): Promise<boolean> {
-  assertTaskName(name);
-  let row: ScheduledTaskRow | undefined;
-  try {
-    row = await setTaskEnabled(node.system.pool, node.system.namespace, name, !paused);
-  } catch (error) {
-    throw node.system.toError(error, `${paused ? "pause" : "resume"} task ${name}`);
-  }
-  if (row) {
-    node.logger.info({ task: name }, paused ? "task paused" : "task resumed");
-    wakeSchedulers(node.system.namespace);
-  }
-  return row !== undefined;
-}
-
-/** Removes a task, its pg_cron job and its fire records; false when there was none. */
-export async function unscheduleTask(node: CoreNode, name: string): Promise<boolean> {
-  assertTaskName(name);
-  try {
-    const removed = await deleteTask(node.system.pool, node.system.namespace, name);
-    if (removed) node.logger.info({ task: name }, "task unscheduled");
-    return removed;
-  } catch (error) {
-    throw node.system.toError(error, `unschedule task ${name}`);
-  }
-}
-
-function nextRunOf(expression: string, timezone: string, paused: boolean): Date | null {
-  if (paused) return null;
-  try {
-    return parseCronExpression(expression, timezone).cron.nextRun();
-  } catch {
-    return null; // an expression written to the table by hand
-  }
-}
-
-function toTask(row: ScheduledTaskRow | TaskListRow): ScheduledTask {
-  return {
-    id: row.task_id,
-    name: row.name,
-    expression: row.cron_expression,
-    timezone: row.timezone,
-    eventType: row.event_type,
-    payload: row.payload,
-    headers: row.headers,
-    paused: !row.enabled,
-    runner: row.runner,
-    cronJobId: row.cron_job_id === null ? null : Number(row.cron_job_id),
-    nextRunAt: nextRunOf(row.cron_expression, row.timezone, !row.enabled),
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-function toTaskStatus(row: TaskListRow): ScheduledTaskStatus {
-  return {
-    ...toTask(row),
-    lastFire:
-      row.last_scheduled_for === null
-        ? null
-        : {
-            scheduledFor: row.last_scheduled_for,
-            firedAt: row.last_fired_at!,
-            outcome: row.last_outcome!,
-            error: row.last_error,
-            eventId: row.last_event_id,
-          },
-  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -288,7 +102,8 @@ function toTaskStatus(row: TaskListRow): ScheduledTaskStatus {
 /** Schedulers of this process by namespace, woken when a task of theirs changes here. */
 const localSchedulers = new Map<string, Set<Scheduler>>();
 
-function wakeSchedulers(namespace: string): void {
+/** Wakes this process's schedulers of `namespace`: one of its tasks changed here. */
+export function wakeSchedulers(namespace: string): void {
   localSchedulers.get(namespace)?.forEach((scheduler) => scheduler.wake());
 }
 
@@ -326,7 +141,7 @@ export class Scheduler {
   readonly #settings: SchedulerSettings;
   readonly #forceLeader: boolean;
   readonly #crons = new Map<string, Cron | Error>();
-  #client: pg.Client | undefined;
+  readonly #connection: DedicatedConnection;
   #leader = false;
   #idleSince: number | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -344,6 +159,13 @@ export class Scheduler {
     this.#logger = init.logger;
     this.#settings = init.settings;
     this.#forceLeader = init.forceLeader === true;
+    this.#connection = new DedicatedConnection({
+      connectionString: init.settings.connectionString,
+      applicationName: init.settings.applicationName,
+      purpose: "scheduler",
+      logger: init.logger,
+    });
+    this.#connection.on("lost", (error) => this.#lost(error));
   }
 
   /** True while this scheduler holds the namespace's lock and fires due tasks. */
@@ -400,7 +222,9 @@ export class Scheduler {
   /** One pass: contend, or fire what is due. Resolves to the milliseconds until the next pass. */
   async #step(): Promise<number> {
     if (!this.#leader && !(await this.#contend())) return jittered(this.#settings.takeoverIntervalMs);
-    return this.#fireDue(this.#client!);
+    const client = this.#connection.client;
+    if (!client) return jitteredBackoff((this.#failures += 1)); // lost between passes
+    return this.#fireDue(client);
   }
 
   /**
@@ -409,60 +233,36 @@ export class Scheduler {
    */
   async #contend(): Promise<boolean> {
     if (this.#forceLeader) {
-      await this.#connect();
+      await this.#connection.open();
     } else {
       const state = await schedulerState(this.#pool, this.#namespace);
       if (!state.hasWork || state.leaderPid !== null || this.#stopped) return false;
-      const client = await this.#connect();
+      const client = await this.#connection.open();
       if (!(await tryLockScheduler(client, this.#namespace))) {
         await this.#disconnect(); // another node won the race
         return false;
       }
     }
     if (this.#stopped) return false;
+    this.#failures = 0;
     this.#leader = true;
     this.#idleSince = undefined;
     this.#logger.info({ forced: this.#forceLeader || undefined }, "became the scheduler leader of the namespace");
     return true;
   }
 
-  async #connect(): Promise<pg.Client> {
-    const client = new pg.Client({
-      connectionString: this.#settings.connectionString,
-      application_name: this.#settings.applicationName,
-      keepAlive: true,
-    });
-    client.on("error", (error) => this.#lost(client, error));
-    client.on("end", () => this.#lost(client, new Error("connection ended")));
-    try {
-      await client.connect();
-    } catch (error) {
-      client.removeAllListeners("end");
-      await client.end().catch(() => {});
-      throw error;
-    }
-    this.#client = client;
-    this.#failures = 0;
-    return client;
-  }
-
   /** Ends the dedicated connection, and with it the session lock. */
   async #disconnect(): Promise<void> {
-    const client = this.#client;
-    this.#client = undefined;
     this.#leader = false;
-    if (!client) return;
-    client.removeAllListeners("end");
-    await client.end().catch(() => {});
+    await this.#connection.close();
   }
 
   /** The dedicated connection is gone, and the session lock with it: contend again, with backoff. */
-  #lost(client: pg.Client, error: Error): void {
-    if (this.#client !== client) return;
+  #lost(error: Error): void {
     const wasLeader = this.#leader;
-    void this.#disconnect();
+    this.#leader = false;
     if (this.#stopped) return;
-    this.#logger.warn({ err: { message: error.message }, wasLeader }, "scheduler connection lost; contending for leadership again");
+    this.#logger.warn({ err: error, wasLeader }, "scheduler connection lost; contending for leadership again");
     if (!this.#running) {
       this.#failures += 1;
       this.#schedule(jitteredBackoff(this.#failures));
@@ -472,7 +272,7 @@ export class Scheduler {
   #onError(error: unknown): number {
     if (this.#stopped) return 0;
     const message = (error as Error).message;
-    if (isConnectionFailure(error) || !this.#client) {
+    if (isConnectionFailure(error) || !this.#connection.connected) {
       void this.#disconnect();
       this.#failures += 1;
       const delay = jitteredBackoff(this.#failures);
@@ -570,20 +370,6 @@ export class Scheduler {
     const deleted = await pruneScheduleFires(client, this.#namespace, this.#settings.fireRetentionMs);
     if (deleted > 0) this.#logger.debug({ deleted }, "pruned old schedule fire records");
   }
-}
-
-/** @internal Starts the fallback scheduler of a node that starts (see `CoreNode.start`). */
-export function startScheduler(node: CoreNode): Scheduler | undefined {
-  if (node.stopped) return undefined; // stopped while starting
-  const scheduler = new Scheduler({
-    namespace: node.system.namespace,
-    nodeId: node.nodeId,
-    pool: node.system.pool,
-    logger: node.logger,
-    settings: node.system.schedulerSettings,
-  });
-  scheduler.start();
-  return scheduler;
 }
 
 /** `ms` with ±20 % jitter. */

@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 import type { AddRow } from "./job-row.js";
 
 /** Adds `jobs` in one statement; per job its id and whether it was added (false: de-duplicated). See `core.bull_add`. */

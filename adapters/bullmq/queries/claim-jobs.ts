@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 import type { JobRow } from "./job-row.js";
 
 /** Makes up to `limit` due jobs active under `token`, highest priority first. See `core.bull_claim`. */

@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 
 /** Completes a batch of jobs held under `token`; returns the ids completed. See `core.bull_complete`. */
 export async function completeJobs(db: Queryable, namespace: string, queue: string, token: string, ids: string[], values: unknown[]): Promise<string[]> {

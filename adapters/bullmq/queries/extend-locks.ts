@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 
 /** Renews the locks of a worker's active jobs; returns the ids still held. See `core.bull_extend_locks`. */
 export async function extendLocks(db: Queryable, namespace: string, queue: string, token: string, ids: string[], lockMs: number): Promise<string[]> {

@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 
 /** Ends a failed attempt: retried after `retryDelayMs`, or failed for good when null. Returns the new state. See `core.bull_fail`. */
 export async function failJob(

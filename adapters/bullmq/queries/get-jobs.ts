@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 import type { JobRow } from "./job-row.js";
 
 /** Jobs by ids, or by BullMQ states in the range start..end (inclusive). See `core.bull_get_jobs`. */

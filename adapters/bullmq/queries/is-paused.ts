@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 
 /** Whether a queue is paused. Reads `core.bull_queues`. */
 export async function isPaused(db: Queryable, namespace: string, queue: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 
 /** Jobs per BullMQ state (states without jobs absent). See `core.bull_counts`. */
 export async function jobCounts(db: Queryable, namespace: string, queue: string): Promise<Map<string, number>> {

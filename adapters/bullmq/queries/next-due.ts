@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 
 /** Milliseconds until the queue's earliest waiting job is due (null: none). See `core.bull_next_due`. */
 export async function nextDue(db: Queryable, namespace: string, queue: string): Promise<number | null> {

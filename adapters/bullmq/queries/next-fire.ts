@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 import type { AddRow } from "./job-row.js";
 
 /** Adds a scheduler's next fire if the scheduler still exists. See `core.bull_next_fire`. */

@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 
 /** Deletes the queue's jobs in `states` (null: all, and the queue's flags). See `core.bull_remove`. */
 export async function removeJobs(db: Queryable, namespace: string, queue: string, states: string[] | null): Promise<number> {

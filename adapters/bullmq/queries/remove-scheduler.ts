@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 
 /** Deletes a job scheduler and its waiting fire. See `core.bull_remove_scheduler`. */
 export async function removeScheduler(db: Queryable, namespace: string, queue: string, key: string): Promise<boolean> {

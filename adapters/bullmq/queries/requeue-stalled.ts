@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 
 /** Active jobs whose lock expired: back to waiting, or failed past `maxStalled`. See `core.bull_requeue_stalled`. */
 export async function requeueStalled(db: Queryable, namespace: string, queue: string, maxStalled: number): Promise<{ id: string; state: string }[]> {

@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 
 /** Pauses or resumes a queue for every worker. See `core.bull_set_paused`. */
 export async function setPaused(db: Queryable, namespace: string, queue: string, paused: boolean): Promise<void> {

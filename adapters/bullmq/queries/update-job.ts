@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 import type { JobRow } from "./job-row.js";
 
 /** One job's small change (progress, log, retry, remove); the row after it, or null. See `core.bull_update`. */

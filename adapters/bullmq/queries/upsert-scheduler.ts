@@ -1,4 +1,4 @@
-import type { Queryable } from "../../../core/db/queryable.js";
+import type { Queryable } from "../../../core/internal.js";
 import type { AddRow } from "./job-row.js";
 
 /** Creates or replaces a job scheduler and adds its first fire. See `core.bull_upsert_scheduler`. */
