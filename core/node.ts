@@ -4,7 +4,7 @@
  * unref'd timer, and on each beat marks dead the peers that have gone silent.
  */
 import type { RequestHandler } from "./requests/dispatch.js";
-import { ValidationError } from "./model/errors.js";
+import { ValidationError, asError } from "./model/errors.js";
 import type { BatchEvent, EmitOptions, EventHandler, SubscribeOptions } from "./model/events.js";
 import { NodeInbox } from "./requests/inbox.js";
 import type { Logger } from "./model/logger.js";
@@ -309,7 +309,7 @@ export class CoreNode {
         .then((report) => {
           if (report.created.length > 0 || report.dropped.length > 0) this.logger.info({ report }, "event log maintained");
         })
-        .catch((error: unknown) => this.logger.warn({ error: { message: (error as Error).message } }, "event log maintenance failed; retrying on the next pass"))
+        .catch((error: unknown) => this.logger.warn({ err: asError(error) }, "event log maintenance failed; retrying on the next pass"))
         .finally(() => this.#scheduleMaintenance(intervalMs));
     }, delayMs);
     this.#maintenanceTimer.unref();

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import os from "node:os";
 import type pg from "pg";
 import { createPool, toNexusError, type PoolOptions } from "./db/database.js";
-import { ClosedError, ValidationError } from "./model/errors.js";
+import { ClosedError, ValidationError, asError } from "./model/errors.js";
 import { createDefaultLogger, redactConnectionString, type Logger } from "./model/logger.js";
 import { migrate } from "./db/migrations.js";
 import { assertNamespace } from "./model/names.js";
@@ -287,7 +287,7 @@ export class CoreSystem {
     };
     if (message.r === undefined) return deliver(message.p);
     fetchBroadcastPayload(this.pool, message.r).then(deliver, (error: unknown) =>
-      this.logger.warn({ error: { message: (error as Error).message }, channel: message.b }, "could not fetch a large broadcast payload"),
+      this.logger.warn({ err: asError(error), channel: message.b }, "could not fetch a large broadcast payload"),
     );
   }
 

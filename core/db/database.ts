@@ -44,7 +44,8 @@ export function createPool(connectionString: string, options: PoolOptions, logge
   if (!preparedStatements) pool.on("connect", unnameStatements);
   const password = passwordOf(connectionString);
   pool.on("error", (error) => {
-    logger.warn({ error: { message: scrubSecret(error.message, password), code: (error as { code?: string }).code } }, "idle database connection lost");
+    // A fresh error without the driver's as its cause: the cause's message would bring the password back into the log line.
+    logger.warn({ err: new ConnectionError(scrubSecret(error.message, password), { sqlState: (error as { code?: string }).code }) }, "idle database connection lost");
   });
   return pool;
 }

@@ -7,6 +7,7 @@
  */
 import pg from "pg";
 import type { Logger } from "../model/logger.js";
+import { ConnectionError, asError } from "../model/errors.js";
 
 /** Receives the notifications of one channel. */
 export type NotificationHandler = (payload: string) => void;
@@ -85,7 +86,7 @@ export class NotificationListener {
     const client = new pg.Client({ connectionString: this.#connectionString, application_name: this.#applicationName });
     client.on("notification", (message) => this.#channels.get(message.channel)?.(message.payload ?? ""));
     client.on("error", (error) => this.#lost(client, error));
-    client.on("end", () => this.#lost(client, new Error("connection ended")));
+    client.on("end", () => this.#lost(client, new ConnectionError("LISTEN connection ended")));
     try {
       await client.connect();
       for (const channel of this.#channels.keys()) await client.query(`listen ${client.escapeIdentifier(channel)}`);
@@ -113,7 +114,7 @@ export class NotificationListener {
     client.removeAllListeners("end");
     client.end().catch(() => {});
     if (this.#closed) return;
-    this.#logger.warn({ error: { message: error.message } }, "LISTEN connection lost; reconnecting");
+    this.#logger.warn({ err: error }, "LISTEN connection lost; reconnecting");
     this.#scheduleRetry();
   }
 
@@ -124,7 +125,7 @@ export class NotificationListener {
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       this.#connect().catch((error: unknown) => {
-        this.#logger.warn({ error: { message: (error as Error).message }, retryInMs: delay }, "LISTEN reconnect failed");
+        this.#logger.warn({ err: asError(error), retryInMs: delay }, "LISTEN reconnect failed");
         this.#scheduleRetry();
       });
     }, delay);

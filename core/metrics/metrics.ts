@@ -16,7 +16,7 @@
  */
 import type pg from "pg";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { ValidationError } from "../model/errors.js";
+import { ValidationError, asError } from "../model/errors.js";
 import type { Logger } from "../model/logger.js";
 import { groupQueueName, requestQueueName } from "../model/names.js";
 import { groupQueueMetrics, type GroupQueueRow } from "./queries/group-queue-metrics.js";
@@ -208,7 +208,7 @@ function familiesOf(registry: Registry): Families {
     } catch (error) {
       throw new ValidationError(
         "metrics.registry",
-        `The metrics registry already holds a metric named like one of Nexus Core's (nexus_*): ${(error as Error).message}`,
+        `The metrics registry already holds a metric named like one of Nexus Core's (nexus_*): ${asError(error).message}`,
       );
     }
     familiesByRegistry.set(registry, families);
@@ -355,7 +355,7 @@ export class Metrics {
         return {
           available: false,
           reason:
-            `${(error as Error).message}. pg_stat_statements needs shared_preload_libraries = 'pg_stat_statements' on the ` +
+            `${asError(error).message}. pg_stat_statements needs shared_preload_libraries = 'pg_stat_statements' on the ` +
             `server and CREATE EXTENSION pg_stat_statements by a superuser (migration 2 creates it where the role may).`,
         };
       }
@@ -374,7 +374,7 @@ export class Metrics {
     try {
       return await this.#readDatabase();
     } catch (error) {
-      this.#init.logger.warn({ err: { message: (error as Error).message, code: (error as { code?: unknown }).code } }, "could not read queue and node metrics");
+      this.#init.logger.warn({ err: this.#init.toError(error, "read queue and node metrics") }, "could not read queue and node metrics");
       return undefined;
     }
   }

@@ -20,7 +20,7 @@ import pg from "pg";
 import type { Cron } from "croner";
 import { assertTaskName, parseCronExpression } from "./cron.js";
 import { isConnectionFailure } from "../db/database.js";
-import { ValidationError } from "../model/errors.js";
+import { ConnectionError, ValidationError, asError } from "../model/errors.js";
 import { jitteredBackoff } from "../db/listener.js";
 import type { Logger } from "../model/logger.js";
 import { assertEventType } from "../model/names.js";
@@ -433,7 +433,7 @@ export class Scheduler {
       keepAlive: true,
     });
     client.on("error", (error) => this.#lost(client, error));
-    client.on("end", () => this.#lost(client, new Error("connection ended")));
+    client.on("end", () => this.#lost(client, new ConnectionError("scheduler connection ended")));
     try {
       await client.connect();
     } catch (error) {
@@ -462,7 +462,7 @@ export class Scheduler {
     const wasLeader = this.#leader;
     void this.#disconnect();
     if (this.#stopped) return;
-    this.#logger.warn({ err: { message: error.message }, wasLeader }, "scheduler connection lost; contending for leadership again");
+    this.#logger.warn({ err: error, wasLeader }, "scheduler connection lost; contending for leadership again");
     if (!this.#running) {
       this.#failures += 1;
       this.#schedule(jitteredBackoff(this.#failures));
@@ -471,15 +471,14 @@ export class Scheduler {
 
   #onError(error: unknown): number {
     if (this.#stopped) return 0;
-    const message = (error as Error).message;
     if (isConnectionFailure(error) || !this.#client) {
       void this.#disconnect();
       this.#failures += 1;
       const delay = jitteredBackoff(this.#failures);
-      this.#logger.warn({ err: { message }, retryInMs: delay }, "scheduler could not reach the database; contending again after a backoff");
+      this.#logger.warn({ err: asError(error), retryInMs: delay }, "scheduler could not reach the database; contending again after a backoff");
       return delay;
     }
-    this.#logger.warn({ err: { message } }, "scheduler pass failed; retrying");
+    this.#logger.warn({ err: asError(error) }, "scheduler pass failed; retrying");
     return this.#settings.pollIntervalMs;
   }
 
@@ -556,8 +555,8 @@ export class Scheduler {
       try {
         cron = parseCronExpression(task.cron_expression, task.timezone).cron;
       } catch (error) {
-        cron = error as Error;
-        this.#logger.error({ task: task.name, expression: task.cron_expression, err: { message: cron.message } }, "scheduled task has an invalid expression; it is not fired");
+        cron = asError(error);
+        this.#logger.error({ task: task.name, expression: task.cron_expression, err: cron }, "scheduled task has an invalid expression; it is not fired");
       }
       this.#crons.set(key, cron);
     }
