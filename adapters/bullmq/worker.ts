@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import type { JobProgress, RateLimiterOptions } from "bullmq";
 import type { CoreSystem } from "../../core/system.js";
 import { backoffDelay } from "../../core/model/backoff.js";
-import { ValidationError } from "../../core/model/errors.js";
+import { ClosedError, InvalidStateError, ValidationError, asError } from "../../core/model/errors.js";
 import { Connection, assertKnownOptions, assertQueueName, toCoreBackoff, type ConnectionOptions } from "./options.js";
 import { UnrecoverableError } from "./errors.js";
 import { Job, type JobHost } from "./job.js";
@@ -118,7 +118,7 @@ export class Worker<DataType = unknown, ResultType = unknown, NameType extends s
 
   /** Starts processing; resolves when the worker is closed. Throws if already running. */
   run(): Promise<void> {
-    if (this.#running) throw new Error("Worker is already running.");
+    if (this.#running) throw new InvalidStateError("Worker is already running.");
     this.#running = this.#loop();
     return this.#running;
   }
@@ -152,7 +152,7 @@ export class Worker<DataType = unknown, ResultType = unknown, NameType extends s
     this.#closing ??= (async () => {
       this.emit("closing", "closing");
       this.#signal();
-      if (force) for (const { controller } of this.#active.values()) controller.abort(new Error("Worker closed"));
+      if (force) for (const { controller } of this.#active.values()) controller.abort(new ClosedError("Worker"));
       await this.#idle();
       await this.#running?.catch(() => {});
       this.#timers.forEach((timer) => clearInterval(timer));
@@ -340,7 +340,7 @@ export class Worker<DataType = unknown, ResultType = unknown, NameType extends s
   }
 
   async #fail(system: CoreSystem, job: Job<DataType, ResultType, NameType>, error: unknown): Promise<void> {
-    const err = error instanceof Error ? error : new Error(String(error));
+    const err = asError(error);
     const attemptsMade = job.attemptsMade + 1;
     const backoff = toCoreBackoff(job.opts.backoff);
     const retry = !(err instanceof UnrecoverableError || err.name === "UnrecoverableError") && attemptsMade < (job.opts.attempts ?? 1);

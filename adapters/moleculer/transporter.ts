@@ -11,6 +11,7 @@ import Moleculer from "moleculer";
 import type { BackoffOptions } from "../../core/model/backoff.js";
 import type { CoreEvent } from "../../core/model/events.js";
 import { assertNamespace } from "../../core/model/names.js";
+import { ErrorCode, InvalidStateError, NexusError, asError } from "../../core/model/errors.js";
 import type { Logger } from "../../core/model/logger.js";
 import type { CoreNode } from "../../core/node.js";
 import { CoreSystem, type ConnectOptions } from "../../core/system.js";
@@ -146,7 +147,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
     } catch (error) {
       throw new PgTransporterConfigError(
         "namespace",
-        `${(error as Error).message} The core namespace comes from the broker's namespace unless PgTransporter's { namespace } option sets one.`,
+        `${asError(error).message} The core namespace comes from the broker's namespace unless PgTransporter's { namespace } option sets one.`,
       );
     }
     this.#namespace = namespace;
@@ -341,7 +342,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
     }
     // 0.15's transit resolves to false when a handler rejected or the broker is not started.
     const handled = (await this.receive(cmd, data)) as unknown;
-    if (handled === false) throw new Error(`A handler of a balanced event rejected (or the broker ${this.nodeID} is stopping); redelivering.`);
+    if (handled === false) throw new NexusError(ErrorCode.handlerFailed, `A handler of a balanced event rejected (or the broker ${this.nodeID} is stopping); redelivering.`, { retryable: true });
   }
 
   /**
@@ -351,7 +352,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
    */
   async #handleEventOn014(data: Buffer, broker: BrokerInternals): Promise<void> {
     const payload = (this.deserialize("EVENT", data) as unknown as { payload: EventPacketPayload }).payload;
-    if (!broker.started) throw new Error(`Broker ${this.nodeID} is not started; the event ${payload.event} will be redelivered.`);
+    if (!broker.started) throw new InvalidStateError(`Broker ${this.nodeID} is not started; the event ${payload.event} will be redelivered.`);
     const ctx = new broker.ContextFactory(this.broker);
     ctx.id = payload.id;
     ctx.eventName = payload.event;

@@ -2,7 +2,7 @@
  * Pools and the translation of driver errors into the package's typed errors.
  */
 import pg from "pg";
-import { ConnectionError, DatabaseError, NexusError, PermissionError } from "../model/errors.js";
+import { ConnectionError, DatabaseError, NexusError, PermissionError, asError } from "../model/errors.js";
 import { redactConnectionString, scrubSecret, type Logger } from "../model/logger.js";
 
 /** SQLSTATE codes the package acts on, by name. */
@@ -84,7 +84,7 @@ export function toNexusError(error: unknown, doing: string, connectionString: st
   if (error instanceof NexusError) return error;
   const password = passwordOf(connectionString);
   const sqlState = typeof (error as { code?: unknown })?.code === "string" ? (error as { code: string }).code : undefined;
-  const reason = scrubSecret(error instanceof Error ? error.message : String(error), password);
+  const reason = scrubSecret(asError(error).message, password);
   if (isConnectionFailure(error)) {
     return new ConnectionError(
       `Could not ${doing}: the database at ${redactConnectionString(connectionString)} is unreachable (${reason}). ` +

@@ -255,7 +255,7 @@ export class QueueConsumer {
       await client.query("commit");
       return { readAgain: retrying || messages.length === this.settings.prefetch };
     } catch (error) {
-      if (broken === undefined && (isConnectionFailure(error) || error instanceof PoisonedConnectionError)) broken = error as Error;
+      if (broken === undefined && (isConnectionFailure(error) || error instanceof PoisonedConnectionError)) broken = asError(error);
       if (broken === undefined) await client.query("rollback").catch(() => {});
       throw error;
     } finally {

@@ -556,7 +556,7 @@ export class Scheduler {
         cron = parseCronExpression(task.cron_expression, task.timezone).cron;
       } catch (error) {
         cron = asError(error);
-        this.#logger.error({ task: task.name, expression: task.cron_expression, err: cron }, "scheduled task has an invalid expression; it is not fired");
+        this.#logger.error({ err: cron, task: task.name, expression: task.cron_expression }, "scheduled task has an invalid expression; it is not fired");
       }
       this.#crons.set(key, cron);
     }
