@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Command } from "commander";
 import pg from "pg";
 import type { Logger } from "pino";
-import { assertNamespace, CoreSystem, loadMigrations, redactConnectionString, type CoreNode } from "../core/index.js";
+import { asError, assertNamespace, ConnectionError, CoreSystem, loadMigrations, redactConnectionString, type CoreNode } from "../core/index.js";
 import { toNexusError } from "../core/db/database.js";
 import { CliFailure, UsageError } from "./errors.js";
 import { createCliLogger, LogSink, Progress } from "./logging.js";
@@ -85,7 +85,7 @@ export class CliContext {
     try {
       assertNamespace(namespace);
     } catch (error) {
-      throw new UsageError((error as Error).message);
+      throw new UsageError(asError(error).message);
     }
     return namespace;
   }
@@ -103,7 +103,7 @@ export class CliContext {
   async withPool<T>(work: (pool: pg.Pool) => Promise<T>): Promise<T> {
     const url = this.databaseUrl;
     const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 1_000, application_name: APPLICATION_NAME });
-    pool.on("error", (error) => this.logger.warn({ error: { message: toNexusError(error, "keep a connection", url).message } }, "database connection lost"));
+    pool.on("error", (error) => this.logger.warn({ err: new ConnectionError(toNexusError(error, "keep a connection", url).message) }, "database connection lost"));
     try {
       return await work(pool);
     } catch (error) {

@@ -4,7 +4,7 @@
  * parse errors, or a check the CLI makes before doing anything).
  */
 import { CommanderError } from "commander";
-import { NexusError } from "../core/index.js";
+import { NexusError, asError } from "../core/index.js";
 import type { Output } from "./output.js";
 
 export const ExitCode = { ok: 0, failure: 1, usage: 2 } as const;
@@ -35,7 +35,7 @@ export function reportError(error: unknown, output: Pick<Output, "note">, verbos
     output.note("(run nexus --help for usage)");
     return ExitCode.usage;
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = asError(error).message;
   output.note(`error: ${message}`);
   // Typed library errors and the CLI's own failures carry a full message; anything else
   // is unexpected, and --verbose shows where it came from.

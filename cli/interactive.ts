@@ -6,6 +6,7 @@
  */
 import { intro, isCancel, log, outro, select, spinner, text } from "@clack/prompts";
 import pg from "pg";
+import { asError } from "../core/index.js";
 import { assertSchemaCurrent, type CliContext, readSchemaState } from "./context.js";
 import { nodeColumns } from "./commands/nodes.js";
 import { queueColumns, queueFigures } from "./commands/queues.js";
@@ -40,7 +41,7 @@ export async function interactive(context: CliContext): Promise<void> {
         else if (choice === "query") await query(context, pool);
         else await metrics(context, pool);
       } catch (error) {
-        log.error((error as Error).message);
+        log.error(asError(error).message);
       }
     }
   });

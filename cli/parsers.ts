@@ -3,14 +3,14 @@
  * (exit 2), reported by commander with the library's own explanation.
  */
 import { InvalidArgumentError } from "commander";
-import { assertEventType, assertGroup, assertPattern, assertTaskName } from "../core/index.js";
+import { asError, assertEventType, assertGroup, assertPattern, assertTaskName } from "../core/index.js";
 
 function checked(assert: (value: unknown) => void): (value: string) => string {
   return (value) => {
     try {
       assert(value);
     } catch (error) {
-      throw new InvalidArgumentError((error as Error).message);
+      throw new InvalidArgumentError(asError(error).message);
     }
     return value;
   };
@@ -55,7 +55,7 @@ export function json(value: string): unknown {
   try {
     return JSON.parse(value) as unknown;
   } catch (error) {
-    throw new InvalidArgumentError(`expected JSON (${(error as Error).message}); got ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value)}.`);
+    throw new InvalidArgumentError(`expected JSON (${asError(error).message}); got ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value)}.`);
   }
 }
 

@@ -13,7 +13,7 @@ import type { EventLog } from "./event-log/event-log.js";
 import type { NodeRegistry } from "./membership/registry.js";
 import type { ConsumerObserver } from "./metrics/metrics.js";
 import type { NamespaceContext } from "./model/context.js";
-import { ValidationError } from "./model/errors.js";
+import { ValidationError, asError } from "./model/errors.js";
 import type { BatchEvent, EmitOptions, EventHandler, SubscribeOptions } from "./model/events.js";
 import type { Logger } from "./model/logger.js";
 import { assertEventType, assertPattern, isUuid } from "./model/names.js";
@@ -311,7 +311,7 @@ export class CoreNode {
         .then((report) => {
           if (report.created.length > 0 || report.dropped.length > 0) this.logger.info({ report }, "event log maintained");
         })
-        .catch((error: unknown) => this.logger.warn({ error: { message: (error as Error).message } }, "event log maintenance failed; retrying on the next pass"))
+        .catch((error: unknown) => this.logger.warn({ err: asError(error) }, "event log maintenance failed; retrying on the next pass"))
         .finally(() => this.#scheduleMaintenance(intervalMs));
     }, delayMs);
     this.#maintenanceTimer.unref();

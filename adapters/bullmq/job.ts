@@ -10,6 +10,7 @@ import type { JobRow } from "./queries/job-row.js";
 import { getJobs } from "./queries/get-jobs.js";
 import { updateJob } from "./queries/update-job.js";
 import { UnsupportedOptionError } from "./errors.js";
+import { InvalidStateError } from "../../core/model/errors.js";
 
 /** @internal What a job needs from the Queue or Worker it came from. */
 export interface JobHost {
@@ -162,7 +163,7 @@ export class Job<DataType = unknown, ReturnType = unknown, NameType extends stri
   async retry(state: "failed" | "completed" = "failed"): Promise<void> {
     if (state !== "failed") throw new UnsupportedOptionError("retry(state)", "only failed jobs can be retried; retry('completed') is not supported");
     const row = await this.#update("retry", null);
-    if (!row) throw new Error(`Job ${this.id} is not in the failed state and cannot be retried.`);
+    if (!row) throw new InvalidStateError(`Job ${this.id} is not in the failed state and cannot be retried.`);
     this.failedReason = undefined;
     this.attemptsMade = 0;
   }
@@ -170,7 +171,7 @@ export class Job<DataType = unknown, ReturnType = unknown, NameType extends stri
   /** Deletes the job. Throws while it is active (locked by a worker), as BullMQ. */
   async remove(): Promise<void> {
     const row = await this.#update("remove", null);
-    if (!row && (await this.getState()) === "active") throw new Error(`Job ${this.id} could not be removed because it is locked by another worker.`);
+    if (!row && (await this.getState()) === "active") throw new InvalidStateError(`Job ${this.id} could not be removed because it is locked by another worker.`);
   }
 
   /** The job as plain JSON fields. */

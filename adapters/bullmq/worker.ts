@@ -8,8 +8,7 @@
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { JobProgress, RateLimiterOptions } from "bullmq";
-import type { CoreSystem } from "../../core/index.js";
-import { backoffDelay, ValidationError } from "../../core/index.js";
+import { backoffDelay, ClosedError, InvalidStateError, ValidationError, asError, type CoreSystem } from "../../core/index.js";
 import { Connection, assertKnownOptions, assertQueueName, toCoreBackoff, type ConnectionOptions } from "./options.js";
 import { UnrecoverableError } from "./errors.js";
 import { Job, type JobHost } from "./job.js";
@@ -117,7 +116,7 @@ export class Worker<DataType = unknown, ResultType = unknown, NameType extends s
 
   /** Starts processing; resolves when the worker is closed. Throws if already running. */
   run(): Promise<void> {
-    if (this.#running) throw new Error("Worker is already running.");
+    if (this.#running) throw new InvalidStateError("Worker is already running.");
     this.#running = this.#loop();
     return this.#running;
   }
@@ -151,7 +150,7 @@ export class Worker<DataType = unknown, ResultType = unknown, NameType extends s
     this.#closing ??= (async () => {
       this.emit("closing", "closing");
       this.#signal();
-      if (force) for (const { controller } of this.#active.values()) controller.abort(new Error("Worker closed"));
+      if (force) for (const { controller } of this.#active.values()) controller.abort(new ClosedError("Worker"));
       await this.#idle();
       await this.#running?.catch(() => {});
       this.#timers.forEach((timer) => clearInterval(timer));
@@ -339,7 +338,7 @@ export class Worker<DataType = unknown, ResultType = unknown, NameType extends s
   }
 
   async #fail(system: CoreSystem, job: Job<DataType, ResultType, NameType>, error: unknown): Promise<void> {
-    const err = error instanceof Error ? error : new Error(String(error));
+    const err = asError(error);
     const attemptsMade = job.attemptsMade + 1;
     const backoff = toCoreBackoff(job.opts.backoff);
     const retry = !(err instanceof UnrecoverableError || err.name === "UnrecoverableError") && attemptsMade < (job.opts.attempts ?? 1);

@@ -12,7 +12,9 @@ import {
   ClosedError,
   type CoreSystem,
   DEFAULT_MAX_PAYLOAD_BYTES,
+  NoHandlerError,
   ValidationError,
+  asError,
   assertGroup,
   type ConnectOptions,
   type CoreEvent,
@@ -374,7 +376,7 @@ export class PgEventEmitter<T extends EventMap<T> = DefaultEventMap> extends Eve
     this.#dirty.add(eventName);
     if (this.#reconcileQueued || !this.#node) return this;
     this.#reconcileQueued = true;
-    this.#reconciled = this.#reconciled.then(() => this.#reconcile()).catch((error: unknown) => this.#fail(error as Error));
+    this.#reconciled = this.#reconciled.then(() => this.#reconcile()).catch((error: unknown) => this.#fail(asError(error)));
     return this;
   }
 
@@ -430,7 +432,7 @@ export class PgEventEmitter<T extends EventMap<T> = DefaultEventMap> extends Eve
     const listeners = super.rawListeners(event.type as Key<unknown, T>) as ((...args: unknown[]) => unknown)[];
     if (listeners.length === 0) {
       if (this.mode === "broadcast") return;
-      throw new Error(`No listener for ${event.type} on this instance of group ${this.group}; the event is retried (another instance may take it), then dead-lettered.`);
+      throw new NoHandlerError(event.type, `group ${this.group} on this instance`, "it has no listener here; the event is retried (another instance may take it), then dead-lettered");
     }
     await this.#deliveries.run({ event, context }, () => callListeners(this, listeners, payloadToArgs(event.payload)));
   }

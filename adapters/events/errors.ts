@@ -4,8 +4,12 @@
  * publish that fails after `emit` returned is a {@link PublishError}.
  */
 import { inspect } from "node:util";
+import { ErrorCode, NexusError, asError } from "../../core/model/errors.js";
 
-/** A `TypeError` carrying a Node error code, its stack starting at the caller of `caller`. */
+/**
+ * A `TypeError` carrying a Node error code, its stack starting at the caller of `caller`.
+ * Deliberately Node's vocabulary, not `ErrorCode`: the adapter stands in for `node:events`.
+ */
 export class NodeStyleTypeError extends TypeError {
   /** `ERR_INVALID_ARG_VALUE` or `ERR_INVALID_ARG_TYPE`, as in Node's own errors. */
   readonly code: "ERR_INVALID_ARG_VALUE" | "ERR_INVALID_ARG_TYPE";
@@ -33,18 +37,17 @@ export function invalidArgType(argument: string, types: string, value: unknown, 
  * the emitter's `error` event; `cause` is the core's error (a `ConnectionError`, a
  * `ClosedError`, ...).
  */
-export class PublishError extends Error {
-  /** Stable machine-readable code. */
-  readonly code = "ERR_NEXUS_PUBLISH_FAILED";
+export class PublishError extends NexusError {
   /** The event that was not published. */
   readonly eventName: string;
-  /** Whether emitting it again may succeed (the cause's `retryable`). */
-  readonly retryable: boolean;
 
+  /** `retryable` is the cause's: whether emitting it again may succeed. */
   constructor(eventName: string, cause: unknown) {
-    super(`Event ${eventName} was emitted but could not be published: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(ErrorCode.publishFailed, `Event ${eventName} was emitted but could not be published: ${asError(cause).message}`, {
+      cause,
+      retryable: (cause as { retryable?: unknown } | null)?.retryable === true,
+    });
     this.name = "PublishError";
     this.eventName = eventName;
-    this.retryable = (cause as { retryable?: unknown } | null)?.retryable === true;
   }
 }

@@ -2,7 +2,7 @@
  * How `node:events` calls map onto core events (README.md, "Mapping"): which names
  * travel, and how arguments become a payload and back.
  */
-import { assertEventType } from "../../core/index.js";
+import { asError, assertEventType } from "../../core/index.js";
 import { invalidArgType, invalidArgValue } from "./errors.js";
 
 /** Events with a meaning of their own in `node:events`: they never leave the process. */
@@ -57,7 +57,7 @@ export function argsToPayload(args: readonly unknown[], maxBytes: number, caller
   try {
     json = JSON.stringify(args);
   } catch (error) {
-    throw invalidArgValue("args", `must be JSON-serialisable to be published (${(error as Error).message})`, args, caller);
+    throw invalidArgValue("args", `must be JSON-serialisable to be published (${asError(error).message})`, args, caller);
   }
   if (json.includes("\\u0000")) throw invalidArgValue("args", "must not contain \\u0000, which PostgreSQL's jsonb cannot store", args, caller);
   const bytes = Buffer.byteLength(json);

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import Moleculer from "moleculer";
-import { assertNamespace, type BackoffOptions, type ConnectOptions, type CoreEvent, type CoreNode, type CoreSystem, type Logger, type SystemStatus } from "../../core/index.js";
+import { asError, assertNamespace, ErrorCode, InvalidStateError, NexusError, type BackoffOptions, type ConnectOptions, type CoreEvent, type CoreNode, type CoreSystem, type Logger, type SystemStatus } from "../../core/index.js";
 import { openSystem } from "../../core/internal.js";
 import { PgTransporterConfigError } from "./errors.js";
 import { balancedEventSubscription, balancedEventType, balancedRequest, decode, encode, packetType, PREFIX, type BroadcastPayload, type DirectPayload, type PacketPayload } from "./mapping.js";
@@ -155,7 +155,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
     } catch (error) {
       throw new PgTransporterConfigError(
         "namespace",
-        `${(error as Error).message} The core namespace comes from the broker's namespace unless PgTransporter's { namespace } option sets one.`,
+        `${asError(error).message} The core namespace comes from the broker's namespace unless PgTransporter's { namespace } option sets one.`,
       );
     }
     this.#namespace = namespace;
@@ -358,7 +358,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
     }
     // 0.15's transit resolves to false when a handler rejected or the broker is not started.
     const handled = (await this.receive(cmd, data)) as unknown;
-    if (handled === false) throw new Error(`A handler of a balanced event rejected (or the broker ${this.nodeID} is stopping); redelivering.`);
+    if (handled === false) throw new NexusError(ErrorCode.handlerFailed, `A handler of a balanced event rejected (or the broker ${this.nodeID} is stopping); redelivering.`, { retryable: true });
   }
 
   /**
@@ -368,7 +368,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
    */
   async #handleEventOn014(data: Buffer, broker: BrokerInternals): Promise<void> {
     const payload = (this.deserialize("EVENT", data) as unknown as { payload: EventPacketPayload }).payload;
-    if (!broker.started) throw new Error(`Broker ${this.nodeID} is not started; the event ${payload.event} will be redelivered.`);
+    if (!broker.started) throw new InvalidStateError(`Broker ${this.nodeID} is not started; the event ${payload.event} will be redelivered.`);
     const ctx = new broker.ContextFactory(this.broker);
     ctx.id = payload.id;
     ctx.eventName = payload.event;

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from "node:events";
 import { ClientProxy, type ReadPacket, type WritePacket } from "@nestjs/microservices";
-import { NoResponderError, RemoteError, type CoreNode, type CoreSystem } from "../../core/index.js";
+import { ErrorCode, InvalidStateError, NoResponderError, RemoteError, type CoreNode, type CoreSystem } from "../../core/index.js";
 import { connectionOf, openConnection, type PgConnectionOptions } from "./connection.js";
 import { NestErrorCode, PgNestOptionsError } from "./errors.js";
 import { coreTypeOf, NEST_PACKET_HEADER } from "./mapping.js";
@@ -101,7 +101,7 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
 
   /** The core node the client sends with (after `connect`). */
   unwrap<T = CoreNode>(): T {
-    if (!this.#node) throw new Error('Not initialized. Please call the "connect" method first.');
+    if (!this.#node) throw new InvalidStateError('Not initialized. Please call the "connect" method first.');
     return this.#node as T;
   }
 
@@ -166,7 +166,7 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
 function errorOf(error: unknown): unknown {
   if (error instanceof RemoteError) {
     if (error.remoteCode === NestErrorCode.rpcError) return error.data;
-    if (error.remoteCode === "ERR_NEXUS_NO_HANDLER") return NO_MESSAGE_HANDLER;
+    if (error.remoteCode === ErrorCode.noHandler) return NO_MESSAGE_HANDLER;
   }
   if (error instanceof NoResponderError) return NO_MESSAGE_HANDLER;
   return error;

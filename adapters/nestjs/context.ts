@@ -3,7 +3,7 @@
  * or `RedisContext` on Nest's own.
  */
 import { BaseRpcContext } from "@nestjs/microservices";
-import type { EventHeaders, HandlerClient } from "../../core/index.js";
+import { InvalidStateError, type EventHeaders, type HandlerClient } from "../../core/index.js";
 
 /** The arguments a {@link PgContext} carries (`getArgs()`, as Nest's contexts do). */
 export interface PgContextArgs {
@@ -94,7 +94,7 @@ export class PgContext extends BaseRpcContext<[PgContextArgs]> {
 
   #settler(): NonNullable<PgContextArgs["settle"]> {
     const settle = this.args[0].settle;
-    if (!settle) throw new Error("ack()/nack() need the PgServer option noAck: false; with the default (noAck: true) events are acknowledged when the handler's stream completes.");
+    if (!settle) throw new InvalidStateError("ack()/nack() need the PgServer option noAck: false; with the default (noAck: true) events are acknowledged when the handler's stream completes.");
     return settle;
   }
 }

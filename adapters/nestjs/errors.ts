@@ -3,14 +3,14 @@
  * `ValidationError` family; handler failures carry stable codes the core passes on (it
  * sends a responder error's `code` and `data` to the caller).
  */
-import { ValidationError } from "../../core/index.js";
+import { ErrorCode, NexusError, ValidationError } from "../../core/index.js";
 
 /** Codes of the adapter's handler errors, stable for callers that branch on them. */
 export const NestErrorCode = {
   /** A Nest event handler's stream errored: the event is left for retry, then the dead-letter queue. */
-  eventHandlerFailed: "ERR_NEXUS_NEST_EVENT_HANDLER",
+  eventHandlerFailed: ErrorCode.nestEventHandlerFailed,
   /** A Nest message handler's stream errored: its error value travels as the remote error's data. */
-  rpcError: "ERR_NEXUS_NEST_RPC",
+  rpcError: ErrorCode.nestRpcError,
 } as const;
 
 /** An option of `PgServer` or `PgClient` is missing or has the wrong shape; the message says what is allowed. */
@@ -26,16 +26,17 @@ export class PgNestOptionsError extends ValidationError {
  * exception filters ran). Thrown to the core so the event is retried and, after
  * `maxAttempts`, dead-lettered; `error` is what the filters produced.
  */
-export class NestEventHandlerError extends Error {
-  /** Stable machine-readable code. */
-  readonly code = NestErrorCode.eventHandlerFailed;
+export class NestEventHandlerError extends NexusError {
   /** The Nest pattern (as Nest normalises it) whose handler failed. */
   readonly pattern: string;
   /** The value the handler's stream errored with. */
   readonly error: unknown;
 
   constructor(pattern: string, error: unknown) {
-    super(`Nest event handler for ${pattern} failed: ${describe(error)}. The event will be retried, then dead-lettered after maxAttempts.`);
+    super(
+      NestErrorCode.eventHandlerFailed,
+      `Nest event handler for ${pattern} failed: ${describe(error)}. The event will be retried, then dead-lettered after maxAttempts.`,
+    );
     this.name = "NestEventHandlerError";
     this.pattern = pattern;
     this.error = error;
@@ -48,14 +49,12 @@ export class NestEventHandlerError extends Error {
  * (an `RpcException`'s error, or `{ status: "error", message: "Internal server error" }`),
  * which `PgClient` hands to the caller's Observable as Nest's own transports do.
  */
-export class NestRpcError extends Error {
-  /** Stable machine-readable code. */
-  readonly code = NestErrorCode.rpcError;
+export class NestRpcError extends NexusError {
   /** The value Nest's exception filters produced: it reaches the caller as is. */
   readonly data: unknown;
 
   constructor(data: unknown) {
-    super(describe(data));
+    super(NestErrorCode.rpcError, describe(data));
     this.name = "NestRpcError";
     this.data = data;
   }

@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { Server, type CustomTransportStrategy, type MessageHandler, type ReadPacket } from "@nestjs/microservices";
 import { catchError, map, throwError, type Observable } from "rxjs";
 import type { CoreEvent, CoreNode, CoreRequest, CoreSystem, EventHeaders, HandlerContext, RespondOptions, SubscribeOptions } from "../../core/index.js";
-import { assertGroup } from "../../core/index.js";
+import { assertGroup, InvalidStateError, NoHandlerError } from "../../core/index.js";
 import { openConnection, connectionOf, type PgConnectionOptions } from "./connection.js";
 import { PgContext, type PgContextArgs } from "./context.js";
 import { NestEventHandlerError, NestRpcError, PgNestOptionsError } from "./errors.js";
@@ -110,7 +110,7 @@ export class PgServer extends Server<PgServerEvents, string> implements CustomTr
 
   /** The core node the server consumes with (after `listen`). */
   unwrap<T = CoreNode>(): T {
-    if (!this.#node) throw new Error('Not initialized. Please call the "listen"/"startAllMicroservices" method before accessing the server.');
+    if (!this.#node) throw new InvalidStateError('Not initialized. Please call the "listen"/"startAllMicroservices" method before accessing the server.');
     return this.#node as T;
   }
 
@@ -186,7 +186,7 @@ export class PgServer extends Server<PgServerEvents, string> implements CustomTr
   #handler(route: string): MessageHandler {
     const handler = this.getHandlers().get(route);
     // Subscriptions are made from the handlers, so a miss means the app changed them under a running server.
-    if (!handler) throw new Error(`No Nest handler for ${route} on this server any more; the message is left for another instance.`);
+    if (!handler) throw new NoHandlerError(route, "this Nest server", "its handler was removed under the running server; the message is left for another instance");
     return handler;
   }
 

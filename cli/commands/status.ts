@@ -6,6 +6,7 @@
  */
 import type { Command } from "commander";
 import type pg from "pg";
+import { asError } from "../../core/index.js";
 import { CliContext, readSchemaState, type SchemaState } from "../context.js";
 import { CliFailure } from "../errors.js";
 
@@ -76,7 +77,7 @@ async function readStatus(context: CliContext): Promise<StatusReport> {
       report.extensions = await readExtensions(pool);
     });
   } catch (error) {
-    report.database.error = (error as Error).message;
+    report.database.error = asError(error).message;
     return report;
   }
   if (report.schema?.state === "current") {

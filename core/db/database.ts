@@ -2,7 +2,7 @@
  * Pools and the translation of driver errors into the package's typed errors.
  */
 import pg from "pg";
-import { ConnectionError, DatabaseError, NexusError, PermissionError } from "../model/errors.js";
+import { ConnectionError, DatabaseError, NexusError, PermissionError, asError } from "../model/errors.js";
 import { redactConnectionString, scrubSecret, type Logger } from "../model/logger.js";
 
 /** SQLSTATE codes the package acts on, by name. */
@@ -44,7 +44,8 @@ export function createPool(connectionString: string, options: PoolOptions, logge
   if (!preparedStatements) pool.on("connect", unnameStatements);
   const password = passwordOf(connectionString);
   pool.on("error", (error) => {
-    logger.warn({ error: { message: scrubSecret(error.message, password), code: (error as { code?: string }).code } }, "idle database connection lost");
+    // A fresh error without the driver's as its cause: the cause's message would bring the password back into the log line.
+    logger.warn({ err: new ConnectionError(scrubSecret(error.message, password), { sqlState: (error as { code?: string }).code }) }, "idle database connection lost");
   });
   return pool;
 }
@@ -83,7 +84,7 @@ export function toNexusError(error: unknown, doing: string, connectionString: st
   if (error instanceof NexusError) return error;
   const password = passwordOf(connectionString);
   const sqlState = typeof (error as { code?: unknown })?.code === "string" ? (error as { code: string }).code : undefined;
-  const reason = scrubSecret(error instanceof Error ? error.message : String(error), password);
+  const reason = scrubSecret(asError(error).message, password);
   if (isConnectionFailure(error)) {
     return new ConnectionError(
       `Could not ${doing}: the database at ${redactConnectionString(connectionString)} is unreachable (${reason}). ` +

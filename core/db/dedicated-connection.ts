@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from "node:events";
 import pg from "pg";
+import { ClosedError, ConnectionError } from "../model/errors.js";
 import type { Logger } from "../model/logger.js";
 
 const MIN_RETRY_MS = 100;
@@ -99,7 +100,7 @@ export class DedicatedConnection extends EventEmitter<DedicatedConnectionEvents>
     const client = new pg.Client({ connectionString, application_name: applicationName, keepAlive: true });
     if (onNotification) client.on("notification", (message) => onNotification(message.channel, message.payload ?? ""));
     client.on("error", (error) => this.#lost(client, error));
-    client.on("end", () => this.#lost(client, new Error("connection ended")));
+    client.on("end", () => this.#lost(client, new ConnectionError(`the ${this.#options.purpose} connection ended`)));
     try {
       await client.connect();
       await onConnect?.(client);
@@ -110,7 +111,7 @@ export class DedicatedConnection extends EventEmitter<DedicatedConnectionEvents>
     }
     if (this.#closed && this.#options.reconnect) {
       await client.end().catch(() => {});
-      throw new Error(`the ${this.#options.purpose} connection was closed while connecting`);
+      throw new ClosedError(`the ${this.#options.purpose} connection`);
     }
     this.#client = client;
     this.#failures = 0;

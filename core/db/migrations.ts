@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
-import { ErrorCode, MigrationError } from "../model/errors.js";
+import { ErrorCode, MigrationError, asError } from "../model/errors.js";
 import type { Logger } from "../model/logger.js";
 
 /** One file of `sql/`. */
@@ -164,7 +164,7 @@ async function applyOne(client: pg.PoolClient, migration: Migration, logger: Log
       const sqlState = (error as { code?: string }).code;
       throw new MigrationError(
         ErrorCode.migrationFailed,
-        `Migration ${migration.fileName} failed: ${(error as Error).message}`,
+        `Migration ${migration.fileName} failed: ${asError(error).message}`,
         { cause: error, sqlState },
       );
     }

@@ -19,7 +19,7 @@
 import type pg from "pg";
 import { backoffDelay, type BackoffOptions } from "../model/backoff.js";
 import { isConnectionFailure } from "../db/database.js";
-import { HandlerTimeoutError } from "../model/errors.js";
+import { HandlerTimeoutError, asError } from "../model/errors.js";
 import { SavepointClient, type HandlerClient } from "./handler-client.js";
 import type { Logger } from "../model/logger.js";
 import type { ConsumerObserver } from "../metrics/metrics.js";
@@ -177,7 +177,7 @@ export class QueueConsumer {
       } catch (error) {
         failures += 1;
         const retryInMs = jitteredBackoff(failures);
-        this.#logger.warn({ error: describe(error), retryInMs }, "consumer lane failed; retrying");
+        this.#logger.warn({ err: asError(error), retryInMs }, "consumer lane failed; retrying");
         await this.#sleep(undefined, retryInMs);
       }
     }
@@ -255,7 +255,7 @@ export class QueueConsumer {
       await client.query("commit");
       return { readAgain: retrying || messages.length === this.settings.prefetch };
     } catch (error) {
-      if (broken === undefined && (isConnectionFailure(error) || error instanceof PoisonedConnectionError)) broken = error as Error;
+      if (broken === undefined && (isConnectionFailure(error) || error instanceof PoisonedConnectionError)) broken = asError(error);
       if (broken === undefined) await client.query("rollback").catch(() => {});
       throw error;
     } finally {
@@ -283,7 +283,7 @@ export class QueueConsumer {
     } catch (error) {
       if (error instanceof HandlerTimeoutError) await this.#abandon(client, transaction, controller, error);
       await transaction.finish(false);
-      return { ok: false, error: error ?? new Error("handler threw a nullish value") };
+      return { ok: false, error: asError(error) };
     } finally {
       this.#inFlight.delete(controller);
     }
@@ -336,7 +336,7 @@ export class QueueConsumer {
       retryDelaySeconds,
       error: recordError(error),
     });
-    const log = { msgId: message.msgId, attempt: message.readCount, error: describe(error) };
+    const log = { err: asError(error), msgId: message.msgId, attempt: message.readCount };
     if (outcome === "dead") this.#observer?.deadLettered();
     if (outcome === "dead") this.#logger.error(log, "handler failed on its last attempt; message dead-lettered");
     else this.#logger.warn({ ...log, retryInSeconds: retryDelaySeconds }, "handler failed; message will be retried");
@@ -357,10 +357,4 @@ function recordError(error: unknown): RecordedError {
     return { name: error.name, message: error.message, stack: error.stack, ...(typeof code === "string" ? { code } : {}) };
   }
   return { name: "NonError", message: String(error) };
-}
-
-/** A log-safe summary of an error. */
-export function describe(error: unknown): { message: string; code?: string } {
-  const code = (error as { code?: unknown } | null)?.code;
-  return { message: error instanceof Error ? error.message : String(error), ...(typeof code === "string" ? { code } : {}) };
 }

@@ -7,6 +7,7 @@ import type { DeliveryScope, Dispatcher } from "./consumer.js";
 import type { CoreEvent, EventHandler, HandlerContext } from "../model/events.js";
 import type { EventEnvelope } from "../model/messages.js";
 import type { QueueMessage } from "./queries/read-messages.js";
+import { NoHandlerError } from "../model/errors.js";
 
 /** A handler and the pattern it was registered with. */
 export interface Route<THandler> {
@@ -43,7 +44,7 @@ export class EventDispatcher implements Dispatcher {
     const routes = this.routes().filter((route) => route.matches(event.type));
     if (routes.length === 0) {
       if (this.unrouted === "drop") return;
-      throw new Error(`No handler for ${event.type} in ${this.where} on this node (another instance subscribed it); it will be retried.`);
+      throw new NoHandlerError(event.type, `${this.where} on this node`, "another instance subscribed it; it will be retried");
     }
     const context: HandlerContext = {
       client: scope.transaction,

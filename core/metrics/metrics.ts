@@ -16,7 +16,7 @@
  */
 import type { NamespaceContext } from "../model/context.js";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { ValidationError } from "../model/errors.js";
+import { ValidationError, asError } from "../model/errors.js";
 import { groupQueueName, requestQueueName } from "../model/names.js";
 import { groupQueueMetrics, type GroupQueueRow } from "./queries/group-queue-metrics.js";
 import { nodeMetrics, type NodeMetricsRow } from "./queries/node-metrics.js";
@@ -205,7 +205,7 @@ function familiesOf(registry: Registry): Families {
     } catch (error) {
       throw new ValidationError(
         "metrics.registry",
-        `The metrics registry already holds a metric named like one of Nexus Core's (nexus_*): ${(error as Error).message}`,
+        `The metrics registry already holds a metric named like one of Nexus Core's (nexus_*): ${asError(error).message}`,
       );
     }
     familiesByRegistry.set(registry, families);
@@ -354,7 +354,7 @@ export class Metrics {
         return {
           available: false,
           reason:
-            `${(error as Error).message}. pg_stat_statements needs shared_preload_libraries = 'pg_stat_statements' on the ` +
+            `${asError(error).message}. pg_stat_statements needs shared_preload_libraries = 'pg_stat_statements' on the ` +
             `server and CREATE EXTENSION pg_stat_statements by a superuser (migration 2 creates it where the role may).`,
         };
       }
@@ -373,7 +373,7 @@ export class Metrics {
     try {
       return await this.#readDatabase();
     } catch (error) {
-      this.#context.logger.warn({ err: { message: (error as Error).message, code: (error as { code?: unknown }).code } }, "could not read queue and node metrics");
+      this.#context.logger.warn({ err: this.#context.toError(error, "read queue and node metrics") }, "could not read queue and node metrics");
       return undefined;
     }
   }

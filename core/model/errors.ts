@@ -21,6 +21,22 @@ export const ErrorCode = {
   cancelled: "ERR_NEXUS_CANCELLED",
   unknownGroup: "ERR_NEXUS_UNKNOWN_GROUP",
   permissionDenied: "ERR_NEXUS_PERMISSION_DENIED",
+  /** No handler on this node matches a delivered event, request or message: {@link NoHandlerError}. */
+  noHandler: "ERR_NEXUS_NO_HANDLER",
+  /** A durable stream's responder died mid-stream and another instance restarted it; the values received are incomplete. */
+  streamRestarted: "ERR_NEXUS_STREAM_RESTARTED",
+  /** A value that is not an `Error` was thrown or rejected; {@link asError} wrapped it in a {@link NonError}. */
+  nonError: "ERR_NEXUS_NON_ERROR",
+  /** A call came at a time its object does not allow it (not started, already running, ...): {@link InvalidStateError}. */
+  invalidState: "ERR_NEXUS_INVALID_STATE",
+  /** A framework's handler failed and the adapter learnt only that it failed; the message is retried. */
+  handlerFailed: "ERR_NEXUS_HANDLER_FAILED",
+  /** The EventEmitter adapter: `emit` returned, then publishing its event failed (`PublishError`). */
+  publishFailed: "ERR_NEXUS_PUBLISH_FAILED",
+  /** The NestJS adapter: a Nest event handler's stream errored (`NestEventHandlerError`). */
+  nestEventHandlerFailed: "ERR_NEXUS_NEST_EVENT_HANDLER",
+  /** The NestJS adapter: a Nest message handler's stream errored (`NestRpcError`). */
+  nestRpcError: "ERR_NEXUS_NEST_RPC",
 } as const;
 
 /** One of the values of {@link ErrorCode}. */
@@ -205,5 +221,57 @@ export class PermissionError extends NexusError {
   constructor(message: string, options: NexusErrorOptions & { privilege?: string } = {}) {
     super(ErrorCode.permissionDenied, message, { ...options, sqlState: options.sqlState ?? "42501" });
     this.privilege = options.privilege;
+  }
+}
+
+/**
+ * No handler on this node matches what was delivered: an event of a group (retried, as
+ * another instance of the group may handle it, then dead-lettered), a request (the
+ * requester gets a {@link RemoteError} whose `remoteCode` is {@link ErrorCode.noHandler}),
+ * or a direct message.
+ */
+export class NoHandlerError extends NexusError {
+  /** The event or request type (or the adapter's pattern) nothing matched. */
+  readonly type: string;
+  /** Where a handler was looked for, e.g. `group billing on this node`. */
+  readonly where: string;
+
+  constructor(type: string, where: string, consequence?: string) {
+    super(ErrorCode.noHandler, `No handler for ${type} in ${where}${consequence ? `; ${consequence}` : ""}.`, { retryable: true });
+    this.type = type;
+    this.where = where;
+  }
+}
+
+/** A call came at a time its object does not allow it: not started yet, already running, in the wrong state. */
+export class InvalidStateError extends NexusError {
+  constructor(message: string, options: NexusErrorOptions = {}) {
+    super(ErrorCode.invalidState, message, options);
+  }
+}
+
+/** A value that is not an `Error` was thrown or rejected; `cause` is that value. See {@link asError}. */
+export class NonError extends NexusError {
+  constructor(value: unknown) {
+    super(ErrorCode.nonError, textOf(value), { cause: value });
+  }
+}
+
+/**
+ * The value as an `Error`: an `Error` is returned as it is, anything else (a string, a
+ * plain object, `undefined`) is wrapped in a {@link NonError} whose message is its text
+ * and whose `cause` is the value. Use it wherever a caught `unknown` is read or logged.
+ */
+export function asError(value: unknown): Error {
+  return value instanceof Error ? value : new NonError(value);
+}
+
+function textOf(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value === null || value === undefined) return `${String(value)} was thrown instead of an Error`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
   }
 }

@@ -3,7 +3,7 @@
  * JSON that PostgreSQL's jsonb can hold, within the size limit; headers are a flat map
  * of strings.
  */
-import { ValidationError } from "./errors.js";
+import { ValidationError, asError } from "./errors.js";
 
 /** The default largest serialised event (payload plus headers), in bytes: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
@@ -21,7 +21,7 @@ export function assertPayload(payload: unknown, maxBytes: number, argument = "pa
   try {
     json = JSON.stringify(payload);
   } catch (error) {
-    throw new ValidationError(argument, `The ${argument} is not JSON-serialisable (${(error as Error).message}); send plain JSON data.`);
+    throw new ValidationError(argument, `The ${argument} is not JSON-serialisable (${asError(error).message}); send plain JSON data.`);
   }
   if (json === undefined) {
     throw new ValidationError(argument, `The ${argument} is not JSON-serialisable (${typeof payload}); send plain JSON data (use null for "nothing").`);

@@ -7,7 +7,7 @@ import type { FollowUp, DeliveryScope, Dispatcher } from "../delivery/consumer.j
 import type { EventDispatcher, Route } from "../delivery/dispatch.js";
 import type { QueueMessage } from "../delivery/queries/read-messages.js";
 import type { Queryable } from "../db/queryable.js";
-import { HandlerTimeoutError, type SerializedError } from "../model/errors.js";
+import { CancelledError, HandlerTimeoutError, NoHandlerError, type SerializedError } from "../model/errors.js";
 import type { HandlerContext } from "../model/events.js";
 import type { NodeEnvelope, ReplyEnvelope, RequestEnvelope } from "../model/messages.js";
 import { claimRequest } from "./queries/claim-request.js";
@@ -55,7 +55,7 @@ export class RequestDispatcher implements Dispatcher {
 
   /** A requester cancelled: stop the stream answering request `correlationId`, if it runs here. */
   cancel(correlationId: string): void {
-    this.#streams.get(correlationId)?.abort(new Error("cancelled by the requester"));
+    this.#streams.get(correlationId)?.abort(new CancelledError(`Request ${correlationId}`));
   }
 
   async deliver(message: QueueMessage, scope: DeliveryScope): Promise<FollowUp | void> {
@@ -68,9 +68,7 @@ export class RequestDispatcher implements Dispatcher {
     if (!request.durable && !(await claimRequest(this.replies.pool, request.id))) return;
     const route = this.routes().find((candidate) => candidate.matches(request.type));
     if (!route) {
-      return this.#reply(request, {
-        error: { name: "Error", code: "ERR_NEXUS_NO_HANDLER", message: `No handler for request ${request.type} in group ${this.group}.` },
-      });
+      return this.#reply(request, { error: serializeError(new NoHandlerError(request.type, `group ${this.group}`), false) });
     }
     const controller = new AbortController();
     scope.signal.addEventListener("abort", () => controller.abort(scope.signal.reason), { once: true });

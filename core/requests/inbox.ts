@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { QueueConsumer } from "../delivery/consumer.js";
-import { ClosedError } from "../model/errors.js";
+import { ClosedError, asError } from "../model/errors.js";
 import { EventDispatcher, patternMatcher, type Route } from "../delivery/dispatch.js";
 import { NodeQueueDispatcher } from "./dispatch.js";
 import type { EventHandler } from "../model/events.js";
@@ -60,7 +60,7 @@ export class NodeInbox {
       send: (envelope: RequestEnvelope) => requests.add(envelope),
       cancel: (responder, correlationId) => {
         sendToNode(init.pool, responder, { kind: "cancel", c: correlationId }, false).catch((error: unknown) =>
-          init.logger.warn({ error: { message: (error as Error).message }, correlationId }, "could not cancel a stream"),
+          init.logger.warn({ err: asError(error), correlationId }, "could not cancel a stream"),
         );
       },
     });

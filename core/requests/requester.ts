@@ -6,7 +6,7 @@
  * dropped.
  */
 import { randomUUID } from "node:crypto";
-import { CancelledError, NoResponderError, RemoteError, RequestTimeoutError } from "../model/errors.js";
+import { CancelledError, ErrorCode, NoResponderError, RemoteError, RequestTimeoutError } from "../model/errors.js";
 
 /** How long replies to a request the caller gave up on are answered with a cancellation. */
 const ABANDONED_TTL_MS = 60_000;
@@ -89,7 +89,7 @@ export class Requester {
       // A durable request re-run by another instance after its responder died: a stream
       // that already passed values on cannot be continued from another run.
       if (pending.nextSeq > 0 && reply.stream) {
-        pending.fail(new RemoteError({ name: "Error", code: "ERR_NEXUS_STREAM_RESTARTED", message: "The responder died mid-stream and another instance restarted the stream; the values received so far are incomplete." }));
+        pending.fail(new RemoteError({ name: "Error", code: ErrorCode.streamRestarted, message: "The responder died mid-stream and another instance restarted the stream; the values received so far are incomplete." }));
       }
       return;
     }

@@ -8,7 +8,7 @@
  * (numbers, `*`, ranges, steps, lists, month and day names), minutes and up, in GMT.
  */
 import { Cron } from "croner";
-import { InvalidNameError, ValidationError } from "../model/errors.js";
+import { InvalidNameError, ValidationError, asError } from "../model/errors.js";
 
 const TASK_NAME = /^[A-Za-z0-9_.:-]{1,200}$/;
 const TASK_NAME_RULE = "1-200 characters of letters, digits, '_', '-', '.' and ':'";
@@ -80,7 +80,7 @@ export function parseCronExpression(value: unknown, timezone: unknown = "UTC"): 
   try {
     cron = new Cron(value.trim(), { paused: true, mode: "5-or-6-parts", timezone: zone });
   } catch (error) {
-    const reason = (error as Error).message.replace(/^CronPattern: /, "");
+    const reason = asError(error).message.replace(/^CronPattern: /, "");
     throw new ValidationError("cronExpression", `Invalid cron expression ${JSON.stringify(value)} (${reason}): ${EXPRESSION_RULE}.`);
   }
   const parts = (cron.getPattern() ?? value).trim().split(/\s+/);

@@ -19,7 +19,7 @@ import type pg from "pg";
 import type { Cron } from "croner";
 import { parseCronExpression } from "./cron.js";
 import { isConnectionFailure } from "../db/database.js";
-import { ValidationError } from "../model/errors.js";
+import { ValidationError, asError } from "../model/errors.js";
 import { DedicatedConnection, jitteredBackoff } from "../db/dedicated-connection.js";
 import type { Logger } from "../model/logger.js";
 import { pruneScheduleFires } from "./queries/prune-schedule-fires.js";
@@ -271,15 +271,14 @@ export class Scheduler {
 
   #onError(error: unknown): number {
     if (this.#stopped) return 0;
-    const message = (error as Error).message;
     if (isConnectionFailure(error) || !this.#connection.connected) {
       void this.#disconnect();
       this.#failures += 1;
       const delay = jitteredBackoff(this.#failures);
-      this.#logger.warn({ err: { message }, retryInMs: delay }, "scheduler could not reach the database; contending again after a backoff");
+      this.#logger.warn({ err: asError(error), retryInMs: delay }, "scheduler could not reach the database; contending again after a backoff");
       return delay;
     }
-    this.#logger.warn({ err: { message } }, "scheduler pass failed; retrying");
+    this.#logger.warn({ err: asError(error) }, "scheduler pass failed; retrying");
     return this.#settings.pollIntervalMs;
   }
 
@@ -356,8 +355,8 @@ export class Scheduler {
       try {
         cron = parseCronExpression(task.cron_expression, task.timezone).cron;
       } catch (error) {
-        cron = error as Error;
-        this.#logger.error({ task: task.name, expression: task.cron_expression, err: { message: cron.message } }, "scheduled task has an invalid expression; it is not fired");
+        cron = asError(error);
+        this.#logger.error({ err: cron, task: task.name, expression: task.cron_expression }, "scheduled task has an invalid expression; it is not fired");
       }
       this.#crons.set(key, cron);
     }
