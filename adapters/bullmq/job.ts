@@ -4,13 +4,12 @@
  * `attemptsMade`, ...); methods write through the facade's statements.
  */
 import type { JobProgress, JobState } from "bullmq";
-import type { CoreSystem } from "../../core/index.js";
+import { InvalidStateError, type CoreSystem } from "../../core/index.js";
 import type { JobOptions } from "./options.js";
 import type { JobRow } from "./queries/job-row.js";
 import { getJobs } from "./queries/get-jobs.js";
 import { updateJob } from "./queries/update-job.js";
 import { UnsupportedOptionError } from "./errors.js";
-import { InvalidStateError } from "../../core/model/errors.js";
 
 /** @internal What a job needs from the Queue or Worker it came from. */
 export interface JobHost {

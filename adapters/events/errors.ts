@@ -4,7 +4,7 @@
  * publish that fails after `emit` returned is a {@link PublishError}.
  */
 import { inspect } from "node:util";
-import { ErrorCode, NexusError, asError } from "../../core/model/errors.js";
+import { ErrorCode, NexusError, asError } from "../../core/index.js";
 
 /**
  * A `TypeError` carrying a Node error code, its stack starting at the caller of `caller`.
