@@ -21,6 +21,7 @@ import type { Cron } from "croner";
 import { assertTaskName, parseCronExpression } from "./cron.js";
 import { isConnectionFailure } from "../db/database.js";
 import { ValidationError } from "../model/errors.js";
+import { assertKnownKeys, assertWholeNumber } from "../model/options.js";
 import { jitteredBackoff } from "../db/listener.js";
 import type { Logger } from "../model/logger.js";
 import { assertEventType } from "../model/names.js";
@@ -122,12 +123,16 @@ const DEFAULTS: Required<SchedulerOptions> = {
   fireRetentionMs: 7 * 86_400_000,
 };
 
+const SCHEDULER_OPTION_KEYS = ["enabled", "catchUpWindowMs", "pollIntervalMs", "takeoverIntervalMs", "fireRetentionMs"] as const;
+const SCHEDULE_TASK_OPTION_KEYS = ["name", "cronExpression", "eventType", "payload", "headers", "timezone"] as const;
+
 /** Throws a ValidationError unless `options` is a valid {@link SchedulerOptions} (or absent). */
 export function validateSchedulerOptions(options: unknown): void {
   if (options === undefined) return;
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
     throw new ValidationError("scheduler", "scheduler must be an object: { enabled?, catchUpWindowMs?, pollIntervalMs?, takeoverIntervalMs?, fireRetentionMs? }.");
   }
+  assertKnownKeys("CoreSystem.connect options.scheduler", options, SCHEDULER_OPTION_KEYS, "scheduler");
   const given = options as Record<string, unknown>;
   if (given.enabled !== undefined && typeof given.enabled !== "boolean") {
     throw new ValidationError("scheduler.enabled", `scheduler.enabled must be true or false; got ${String(given.enabled)}.`);
@@ -139,10 +144,7 @@ export function validateSchedulerOptions(options: unknown): void {
     fireRetentionMs: [60_000, 3_650 * 86_400_000],
   };
   for (const [key, [min, max]] of Object.entries(limits)) {
-    const value = given[key];
-    if (value !== undefined && !(typeof value === "number" && Number.isInteger(value) && value >= min && value <= max)) {
-      throw new ValidationError(`scheduler.${key}`, `scheduler.${key} must be a whole number of milliseconds from ${min} to ${max}; got ${String(value)}.`);
-    }
+    assertWholeNumber(`scheduler.${key}`, given[key], { min, max, unit: "milliseconds" });
   }
 }
 
@@ -172,6 +174,7 @@ export async function scheduleTask(node: CoreNode, options: ScheduleTaskOptions)
   if (options === null || typeof options !== "object") {
     throw new ValidationError("options", "scheduleTask needs { name, cronExpression, eventType, payload?, headers?, timezone? }.");
   }
+  assertKnownKeys("node.scheduleTask options", options, SCHEDULE_TASK_OPTION_KEYS);
   assertTaskName(options.name);
   const parsed = parseCronExpression(options.cronExpression, options.timezone);
   assertEventType(options.eventType);
