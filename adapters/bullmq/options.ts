@@ -4,10 +4,11 @@
  * option the facade cannot honour throws an {@link UnsupportedOptionError} naming it.
  */
 import type { BackoffOptions as BullBackoffOptions, DeduplicationOptions, JobsOptions, KeepJobs, RepeatOptions } from "bullmq";
-import { CoreSystem, type ConnectOptions } from "../../core/system.js";
+import { CONNECT_OPTION_KEYS, CoreSystem, type ConnectOptions } from "../../core/system.js";
 import { assertBackoff, type BackoffOptions } from "../../core/model/backoff.js";
 import { assertEventType } from "../../core/model/names.js";
 import { ValidationError } from "../../core/model/errors.js";
+import { assertKnownKeys, closestKey, unknownKeyOf } from "../../core/model/options.js";
 import { UnsupportedOptionError } from "./errors.js";
 import type { AddRow } from "./queries/job-row.js";
 
@@ -21,6 +22,9 @@ export type JobOptions = JobsOptions & {
   /** BullMQ 5's name of `deduplication`. */
   debounce?: DeduplicationOptions;
 };
+
+/** The keys of the connection options: the core's, but `namespace` (`prefix` is it). */
+const CONNECTION_OPTION_KEYS = CONNECT_OPTION_KEYS.filter((key) => key !== "namespace");
 
 /** BullMQ's default prefix, used as the namespace when `prefix` is not given. */
 export const DEFAULT_PREFIX = "bull";
@@ -41,6 +45,7 @@ export class Connection {
       this.#owned = false;
       this.ready = Promise.resolve(connection);
     } else {
+      assertKnownKeys("opts.connection (the core's connection options; prefix is the namespace)", connection, CONNECTION_OPTION_KEYS, "opts.connection");
       this.#owned = true;
       this.ready = CoreSystem.connect({ ...connection, namespace: prefix ?? DEFAULT_PREFIX });
     }
@@ -62,12 +67,20 @@ export function assertQueueName(name: unknown): asserts name is string {
   assertEventType(`bullmq.${name}`, "queue name");
 }
 
-/** Throws an {@link UnsupportedOptionError} for any own key of `options` outside `allowed` whose value is not undefined. */
+/**
+ * Throws an {@link UnsupportedOptionError} for any own key of `options` outside `allowed` whose value is not undefined
+ * (found by the core's options module, which also suggests the closest supported key).
+ */
 export function assertKnownOptions(options: object | undefined, allowed: ReadonlySet<string>, prefix: string): void {
   if (!options) return;
-  for (const [key, value] of Object.entries(options)) {
-    if (value !== undefined && !allowed.has(key)) throw new UnsupportedOptionError(`${prefix}.${key}`);
-  }
+  const keys = [...allowed];
+  const key = unknownKeyOf(options, keys, true);
+  if (key === undefined) return;
+  const suggestion = closestKey(key, keys);
+  throw new UnsupportedOptionError(
+    `${prefix}.${key}`,
+    `${suggestion === undefined ? "remove it" : `did you mean ${prefix}.${suggestion}? Else remove it`}; supported here: ${keys.join(", ")} (see the README of @nexus-core/core/bullmq)`,
+  );
 }
 
 const JOB_OPTIONS = new Set([

@@ -9,11 +9,14 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import {
+  CONNECT_OPTION_KEYS,
   ClosedError,
   CoreSystem,
   DEFAULT_MAX_PAYLOAD_BYTES,
+  SUBSCRIBE_OPTION_KEYS,
   ValidationError,
   assertGroup,
+  assertKnownKeys,
   type ConnectOptions,
   type CoreEvent,
   type CoreNode,
@@ -67,6 +70,8 @@ export interface EmitterDelivery {
 }
 
 const GROUP_ONLY_OPTIONS = ["concurrency", "prefetch", "maxAttempts", "backoff", "visibilityTimeout", "pollInterval", "timeout"] as const;
+const EMITTER_OPTION_KEYS = ["mode", "displayName", "captureRejections", ...SUBSCRIBE_OPTION_KEYS];
+const PUBLISH_OPTION_KEYS = ["client", "headers", "delay", "idempotencyKey"] as const;
 
 /**
  * A `node:events` EventEmitter on PostgreSQL: `emit` reaches the listeners of every
@@ -112,6 +117,8 @@ export class PgEventEmitter<T extends EventMap<T> = DefaultEventMap> extends Eve
     if (connection === null || typeof connection !== "object") {
       throw new ValidationError("connection", "PgEventEmitter needs the core's connection options { connectionString, namespace } or a CoreSystem.");
     }
+    assertKnownKeys("PgEventEmitter options", options ?? null, EMITTER_OPTION_KEYS);
+    if (!isCoreSystem(connection)) assertKnownKeys("PgEventEmitter connection options", connection, CONNECT_OPTION_KEYS, "connection");
     const { mode = "broadcast", group, displayName, captureRejections: _captureRejections, ...consumerOptions } = options;
     if (mode !== "broadcast" && mode !== "group") throw new ValidationError("mode", `mode must be 'broadcast' or 'group'; got ${JSON.stringify(mode)}.`);
     if (mode === "group") assertGroup(group);
@@ -216,6 +223,7 @@ export class PgEventEmitter<T extends EventMap<T> = DefaultEventMap> extends Eve
     if (options === null || typeof options !== "object") {
       throw new ValidationError("options", "with() takes { client?, headers?, delay?, idempotencyKey? }.");
     }
+    assertKnownKeys("PgEventEmitter.with options", options, PUBLISH_OPTION_KEYS);
     const fixed = { ...options };
     return { emitAsync: (eventName, ...args) => this.#emitAsync(eventName, args, fixed) };
   }

@@ -6,6 +6,7 @@ import { EventEmitter } from "node:events";
 import { ClientProxy, type ReadPacket, type WritePacket } from "@nestjs/microservices";
 import { NoResponderError, RemoteError, type CoreNode, type CoreSystem } from "../../core/index.js";
 import { connectionOf, openSystem, type PgConnectionOptions } from "./connection.js";
+import { CONNECT_OPTION_KEYS, assertKnownKeys } from "../../core/index.js";
 import { NestErrorCode, PgNestOptionsError } from "./errors.js";
 import { coreTypeOf, NEST_PACKET_HEADER } from "./mapping.js";
 import { PgRecord, type PgRecordOptions } from "./record-builder.js";
@@ -59,6 +60,7 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
     if (options === null || typeof options !== "object") {
       throw new PgNestOptionsError("options", "PgClient needs options: { connectionString, namespace } or { system }.");
     }
+    assertKnownKeys("PgClient options", options, [...CONNECT_OPTION_KEYS, "system", ...OWN_OPTIONS]);
     if (options.timeout !== undefined && !(Number.isInteger(options.timeout) && options.timeout > 0)) {
       throw new PgNestOptionsError("timeout", `timeout must be a positive whole number of milliseconds; got ${String(options.timeout)}.`);
     }
