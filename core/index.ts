@@ -2,7 +2,7 @@
  * `@nexus-core/core`: PostgreSQL as a message broker. Start with {@link CoreSystem.connect}.
  * @packageDocumentation
  */
-export { CoreSystem, type ConnectOptions, type RegisterNodeOptions, type BroadcastHandler, type SystemStatus, type CoreSystemEvents } from "./system.js";
+export { CoreSystem, CONNECT_OPTION_KEYS, type ConnectOptions, type RegisterNodeOptions, type BroadcastHandler, type SystemStatus, type CoreSystemEvents } from "./system.js";
 export { CoreNode } from "./node.js";
 export type { NodeTimings } from "./membership/registry.js";
 export type { Schedules } from "./schedules/tasks.js";
@@ -51,7 +51,8 @@ export { DEFAULT_BACKOFF, backoffDelay } from "./model/backoff.js";
 export { DEFAULT_MAX_PAYLOAD_BYTES, type EventHeaders } from "./model/payload.js";
 export type { CoreRequest, RequestHandler } from "./requests/dispatch.js";
 export type { RequestOptions } from "./requests/requester.js";
-export type { RespondOptions } from "./delivery/subscriptions.js";
+export { SUBSCRIBE_OPTION_KEYS, RESPOND_OPTION_KEYS, type RespondOptions } from "./delivery/subscriptions.js";
+export { assertKnownKeys, assertWholeNumber, closestKey, optionKeys, unknownKeyMessage, unknownKeyOf, type Unit, type WholeNumberRange } from "./model/options.js";
 export { DEFAULT_EVENT_LOG_SETTINGS, type EventLogOptions, type EventLogSettings, type EventLogMaintenanceReport } from "./event-log/event-log.js";
 export { REPLAY_HEADER, type ReplayOptions, type ReplayResult, type ReplayTime } from "./event-log/replay.js";
 export type { ScheduleTaskOptions, ScheduledTask, ScheduledTaskStatus, TaskFire } from "./schedules/tasks.js";

@@ -16,7 +16,8 @@ import type { NamespaceContext } from "./model/context.js";
 import { ValidationError, asError } from "./model/errors.js";
 import type { BatchEvent, EmitOptions, EventHandler, SubscribeOptions } from "./model/events.js";
 import type { Logger } from "./model/logger.js";
-import { assertEventType, assertPattern, isUuid } from "./model/names.js";
+import { assertEventType, assertPattern, isUuid, isValidGroup } from "./model/names.js";
+import { assertKnownKeys } from "./model/options.js";
 import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload } from "./model/payload.js";
 import type { RequestHandler } from "./requests/dispatch.js";
 import { NodeInbox } from "./requests/inbox.js";
@@ -42,6 +43,10 @@ export interface NodeServices {
   readonly eventLog: EventLog;
   readonly schedules: Schedules;
 }
+
+const EMIT_OPTION_KEYS = ["headers", "delay", "idempotencyKey", "client"] as const;
+const BATCH_EVENT_KEYS = ["type", "payload", "headers", "delay", "idempotencyKey"] as const;
+const REQUEST_OPTION_KEYS = ["timeout", "headers", "signal", "durable"] as const;
 
 /** What {@link CoreNode}'s constructor needs; nodes are made by `CoreSystem.registerNode`. */
 export interface CoreNodeInit {
@@ -107,6 +112,7 @@ export class CoreNode {
    * const id = await node.emit("order.created", { orderId: 42 }, { headers: { traceparent } });
    */
   async emit(type: string, payload: unknown, options: EmitOptions = {}): Promise<string> {
+    assertKnownKeys("node.emit options", options ?? null, EMIT_OPTION_KEYS);
     const row = this.#emitRow({ type, payload, ...options });
     const [outcome] = await this.#services.publish([row], this.nodeId, clientOf(options));
     return outcome!.eventId;
@@ -117,6 +123,8 @@ export class CoreNode {
     if (!Array.isArray(events) || events.length === 0) {
       throw new ValidationError("events", "emitBatch needs a non-empty array of { type, payload, headers?, delay?, idempotencyKey? }.");
     }
+    assertKnownKeys("node.emitBatch options", options ?? null, ["client"]);
+    events.forEach((event, index) => assertKnownKeys(`node.emitBatch events[${index}]`, event ?? null, BATCH_EVENT_KEYS, `events[${index}]`));
     const rows = events.map((event) => this.#emitRow(event));
     const outcomes = await this.#services.publish(rows, this.nodeId, clientOf(options));
     return outcomes.map((outcome) => outcome.eventId);
@@ -130,6 +138,7 @@ export class CoreNode {
    */
   onEvent<TPayload = unknown>(pattern: string, handler: EventHandler<TPayload>, options: SubscribeOptions = {}): Promise<void> {
     this.#assertNotStopped("subscribe");
+    if (options?.group === undefined && !isValidGroup(this.displayName)) return Promise.reject(this.#defaultGroupError("onEvent"));
     return this.#subscriptions.addEvent(pattern, handler as EventHandler, options.group ?? this.displayName, options);
   }
 
@@ -143,6 +152,7 @@ export class CoreNode {
    */
   onRequest<TPayload = unknown>(pattern: string, handler: RequestHandler<TPayload>, options: RespondOptions = {}): Promise<void> {
     this.#assertNotStopped("answer requests");
+    if (options?.group === undefined && !isValidGroup(this.displayName)) return Promise.reject(this.#defaultGroupError("onRequest"));
     return this.#subscriptions.addRequest(pattern, handler as RequestHandler, options.group ?? this.displayName, options);
   }
 
@@ -178,6 +188,7 @@ export class CoreNode {
    * are handled there in the order of the calls. Resolves once the message is committed.
    */
   async sendTo(nodeId: string, type: string, payload: unknown, options: { headers?: Record<string, string> } = {}): Promise<void> {
+    assertKnownKeys("node.sendTo options", options ?? null, ["headers"]);
     if (!isUuid(nodeId)) {
       throw new ValidationError("nodeId", `sendTo needs the target's node id (a UUID); got ${JSON.stringify(nodeId)}.`);
     }
@@ -321,8 +332,18 @@ export class CoreNode {
     if (this.#stopped) throw new ValidationError("node", `Node ${this.nodeId} is stopped and cannot ${action}; register a new node.`);
   }
 
+  /** The error of onEvent/onRequest without `group` when the display name, the default group, is not a valid group name. */
+  #defaultGroupError(call: string): ValidationError {
+    return new ValidationError(
+      "group",
+      `node.${call} was given no group option, so the group defaulted to the display name ${JSON.stringify(this.displayName)}, which is not a valid group name ` +
+        `(1-40 lowercase letters, digits, '_' and '-', starting with a letter or digit). Pass { group } explicitly, or register the node with a display name that is a valid group name.`,
+    );
+  }
+
   #validateRequest(type: string, payload: unknown, options: RequestOptions): void {
     this.#assertNotStopped("send requests");
+    assertKnownKeys("node.request options", options ?? null, REQUEST_OPTION_KEYS);
     assertEventType(type, "request type");
     assertPayload(payload, this.#context.limits.maxPayloadBytes);
     assertHeaders(options.headers);
@@ -360,6 +381,8 @@ export class CoreNode {
    * heartbeating and marks the node stopped in `core.nodes`. Idempotent.
    */
   async stop(options: { graceMs?: number } = {}): Promise<void> {
+    assertKnownKeys("node.stop options", options ?? null, ["graceMs"]);
+    assertMilliseconds("graceMs", options.graceMs, 0);
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#heartbeatTimer);

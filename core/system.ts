@@ -7,6 +7,7 @@ import { EventEmitter } from "node:events";
 import type pg from "pg";
 import type { Registry } from "prom-client";
 import { createPool, toNexusError, type PoolOptions } from "./db/database.js";
+import { assertKnownKeys, assertWholeNumber, optionKeys } from "./model/options.js";
 import { NotificationListener } from "./db/listener.js";
 import { migrate } from "./db/migrations.js";
 import type { Queryable } from "./db/queryable.js";
@@ -81,6 +82,18 @@ export interface ConnectOptions {
   /** The fallback scheduler of this system's started nodes: `{ enabled, catchUpWindowMs, pollIntervalMs, takeoverIntervalMs, fireRetentionMs }`. */
   scheduler?: SchedulerOptions;
 }
+
+/** The keys {@link ConnectOptions} allows (adapters check the connection options they pass on against it). */
+export const CONNECT_OPTION_KEYS = optionKeys<ConnectOptions>({
+  connectionString: true, namespace: true, logger: true, pool: true, heartbeatIntervalMs: true, nodeTtlMs: true, migrate: true,
+  applicationName: true, listenConnectionString: true, maxPayloadBytes: true, idempotencyWindowMs: true, replies: true,
+  sendErrorStacks: true, nodeQueueGraceMs: true, eventLog: true, preparedStatements: true, metrics: true, scheduler: true,
+});
+const POOL_OPTION_KEYS = optionKeys<PoolOptions>({ max: true, idleTimeoutMs: true, connectionTimeoutMs: true });
+const REGISTER_NODE_OPTION_KEYS = optionKeys<RegisterNodeOptions>({ displayName: true, metadata: true, nodeId: true });
+const EMIT_STATEMENT_OPTION_KEYS = ["headers", "delay", "idempotencyKey", "sourceNode"] as const;
+/** The largest `maxPayloadBytes`: PostgreSQL stores at most 1 GiB in one field. */
+const MAX_PAYLOAD_BYTES_LIMIT = 1024 * 1024 * 1024;
 
 /** Options of {@link CoreSystem.registerNode}. */
 export interface RegisterNodeOptions {
@@ -249,6 +262,7 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
    * await prisma.$executeRawUnsafe(text, ...values); // inside prisma.$transaction
    */
   emitStatement(type: string, payload: unknown, options: { headers?: Record<string, string>; delay?: number; idempotencyKey?: string; sourceNode?: string } = {}): { text: string; values: unknown[] } {
+    assertKnownKeys("system.emitStatement options", options, EMIT_STATEMENT_OPTION_KEYS);
     assertEventType(type);
     assertPayload(payload, this.maxPayloadBytes);
     assertHeaders(options.headers);
@@ -304,6 +318,7 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
    * for NOTIFY go through a table transparently.
    */
   broadcast(channel: string, payload: unknown, options: { sourceNode?: string } = {}): Promise<void> {
+    assertKnownKeys("system.broadcast options", options, ["sourceNode"]);
     return this.#broadcasts.send(channel, payload, options.sourceNode ?? null);
   }
 
@@ -332,7 +347,8 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
   /** Registers a node of this process in `core.nodes`; it heartbeats until stopped. */
   async registerNode(options: RegisterNodeOptions): Promise<CoreNode> {
     this.#assertOpen();
-    const nodeId = options?.nodeId ?? process.env.CORE_NODE_ID ?? randomUUID();
+    assertKnownKeys("system.registerNode options", options ?? null, REGISTER_NODE_OPTION_KEYS);
+    const nodeId = options.nodeId ?? process.env.CORE_NODE_ID ?? randomUUID();
     validateNodeOptions(options, nodeId);
     const metadata = options.metadata ?? {};
     await this.#registry.register(nodeId, options.displayName, metadata);
@@ -458,10 +474,15 @@ function validateConnectOptions(options: ConnectOptions): void {
       "connectionString must be a PostgreSQL connection string such as postgres://user:password@host:5432/core.",
     );
   }
+  assertKnownKeys("CoreSystem.connect options", options, CONNECT_OPTION_KEYS);
   assertNamespace(options.namespace);
+  assertKnownKeys("CoreSystem.connect options.pool", options.pool, POOL_OPTION_KEYS, "pool");
+  assertWholeNumber("pool.max", options.pool?.max, { min: 1, max: 10_000, unit: "connections" });
+  assertWholeNumber("pool.idleTimeoutMs", options.pool?.idleTimeoutMs, { min: 0, unit: "milliseconds" });
+  assertWholeNumber("pool.connectionTimeoutMs", options.pool?.connectionTimeoutMs, { min: 0, unit: "milliseconds" });
   assertPositiveMs("heartbeatIntervalMs", options.heartbeatIntervalMs);
   assertPositiveMs("nodeTtlMs", options.nodeTtlMs);
-  assertPositiveMs("maxPayloadBytes", options.maxPayloadBytes);
+  assertWholeNumber("maxPayloadBytes", options.maxPayloadBytes, { min: 1, max: MAX_PAYLOAD_BYTES_LIMIT, unit: "bytes" });
   assertPositiveMs("idempotencyWindowMs", options.idempotencyWindowMs);
   assertPositiveMs("nodeQueueGraceMs", options.nodeQueueGraceMs);
   resolveEventLogOptions(options.eventLog);
@@ -476,9 +497,7 @@ function validateConnectOptions(options: ConnectOptions): void {
 }
 
 function assertPositiveMs(argument: string, value: number | undefined): void {
-  if (value !== undefined && !(Number.isInteger(value) && value > 0)) {
-    throw new ValidationError(argument, `${argument} must be a positive whole number of milliseconds; got ${String(value)}.`);
-  }
+  assertWholeNumber(argument, value, { min: 1, unit: "milliseconds" });
 }
 
 function validateNodeOptions(options: RegisterNodeOptions, nodeId: string): void {

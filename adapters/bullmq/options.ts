@@ -4,7 +4,7 @@
  * option the facade cannot honour throws an {@link UnsupportedOptionError} naming it.
  */
 import type { BackoffOptions as BullBackoffOptions, DeduplicationOptions, JobsOptions, KeepJobs, RepeatOptions } from "bullmq";
-import { type ConnectOptions, type CoreSystem, type BackoffOptions, assertEventType, ValidationError } from "../../core/index.js";
+import { type ConnectOptions, type CoreSystem, type BackoffOptions, assertEventType, ValidationError, CONNECT_OPTION_KEYS, assertKnownKeys, closestKey, unknownKeyOf } from "../../core/index.js";
 import { assertBackoff, isCoreSystem, openSystem, type AdapterSystem } from "../../core/internal.js";
 import { UnsupportedOptionError } from "./errors.js";
 import type { AddRow } from "./queries/job-row.js";
@@ -20,6 +20,9 @@ export type JobOptions = JobsOptions & {
   debounce?: DeduplicationOptions;
 };
 
+/** The keys of the connection options: the core's, but `namespace` (`prefix` is it). */
+const CONNECTION_OPTION_KEYS = CONNECT_OPTION_KEYS.filter((key) => key !== "namespace");
+
 /** BullMQ's default prefix, used as the namespace when `prefix` is not given. */
 export const DEFAULT_PREFIX = "bull";
 
@@ -34,6 +37,9 @@ export class Connection {
     }
     if (isCoreSystem(connection) && prefix !== undefined && prefix !== connection.namespace) {
       throw new ValidationError("prefix", `prefix ${prefix} differs from the CoreSystem's namespace ${connection.namespace}: omit prefix or connect the system to that namespace.`);
+    }
+    if (!isCoreSystem(connection)) {
+      assertKnownKeys("opts.connection (the core's connection options; prefix is the namespace)", connection, CONNECTION_OPTION_KEYS, "opts.connection");
     }
     this.#opened = openSystem(isCoreSystem(connection) ? connection : { ...connection, namespace: prefix ?? DEFAULT_PREFIX });
     this.ready = this.#opened.then((opened) => opened.system);
@@ -54,12 +60,20 @@ export function assertQueueName(name: unknown): asserts name is string {
   assertEventType(`bullmq.${name}`, "queue name");
 }
 
-/** Throws an {@link UnsupportedOptionError} for any own key of `options` outside `allowed` whose value is not undefined. */
+/**
+ * Throws an {@link UnsupportedOptionError} for any own key of `options` outside `allowed` whose value is not undefined
+ * (found by the core's options module, which also suggests the closest supported key).
+ */
 export function assertKnownOptions(options: object | undefined, allowed: ReadonlySet<string>, prefix: string): void {
   if (!options) return;
-  for (const [key, value] of Object.entries(options)) {
-    if (value !== undefined && !allowed.has(key)) throw new UnsupportedOptionError(`${prefix}.${key}`);
-  }
+  const keys = [...allowed];
+  const key = unknownKeyOf(options, keys, true);
+  if (key === undefined) return;
+  const suggestion = closestKey(key, keys);
+  throw new UnsupportedOptionError(
+    `${prefix}.${key}`,
+    `${suggestion === undefined ? "remove it" : `did you mean ${prefix}.${suggestion}? Else remove it`}; supported here: ${keys.join(", ")} (see the README of @nexus-core/core/bullmq)`,
+  );
 }
 
 const JOB_OPTIONS = new Set([

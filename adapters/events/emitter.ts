@@ -9,13 +9,16 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import {
+  CONNECT_OPTION_KEYS,
   ClosedError,
   type CoreSystem,
   DEFAULT_MAX_PAYLOAD_BYTES,
   NoHandlerError,
+  SUBSCRIBE_OPTION_KEYS,
   ValidationError,
   asError,
   assertGroup,
+  assertKnownKeys,
   type ConnectOptions,
   type CoreEvent,
   type CoreNode,
@@ -70,6 +73,8 @@ export interface EmitterDelivery {
 }
 
 const GROUP_ONLY_OPTIONS = ["concurrency", "prefetch", "maxAttempts", "backoff", "visibilityTimeout", "pollInterval", "timeout"] as const;
+const EMITTER_OPTION_KEYS = ["mode", "displayName", "captureRejections", ...SUBSCRIBE_OPTION_KEYS];
+const PUBLISH_OPTION_KEYS = ["client", "headers", "delay", "idempotencyKey"] as const;
 
 /**
  * A `node:events` EventEmitter on PostgreSQL: `emit` reaches the listeners of every
@@ -115,6 +120,8 @@ export class PgEventEmitter<T extends EventMap<T> = DefaultEventMap> extends Eve
     if (connection === null || typeof connection !== "object") {
       throw new ValidationError("connection", "PgEventEmitter needs the core's connection options { connectionString, namespace } or a CoreSystem.");
     }
+    assertKnownKeys("PgEventEmitter options", options ?? null, EMITTER_OPTION_KEYS);
+    if (!isCoreSystem(connection)) assertKnownKeys("PgEventEmitter connection options", connection, CONNECT_OPTION_KEYS, "connection");
     const { mode = "broadcast", group, displayName, captureRejections: _captureRejections, ...consumerOptions } = options;
     if (mode !== "broadcast" && mode !== "group") throw new ValidationError("mode", `mode must be 'broadcast' or 'group'; got ${JSON.stringify(mode)}.`);
     if (mode === "group") assertGroup(group);
@@ -219,6 +226,7 @@ export class PgEventEmitter<T extends EventMap<T> = DefaultEventMap> extends Eve
     if (options === null || typeof options !== "object") {
       throw new ValidationError("options", "with() takes { client?, headers?, delay?, idempotencyKey? }.");
     }
+    assertKnownKeys("PgEventEmitter.with options", options, PUBLISH_OPTION_KEYS);
     const fixed = { ...options };
     return { emitAsync: (eventName, ...args) => this.#emitAsync(eventName, args, fixed) };
   }

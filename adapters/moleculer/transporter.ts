@@ -8,7 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import Moleculer from "moleculer";
-import { asError, assertNamespace, ErrorCode, InvalidStateError, NexusError, type BackoffOptions, type ConnectOptions, type CoreEvent, type CoreNode, type CoreSystem, type Logger, type SystemStatus } from "../../core/index.js";
+import { asError, assertNamespace, ErrorCode, InvalidStateError, NexusError, CONNECT_OPTION_KEYS, assertKnownKeys, assertWholeNumber, type BackoffOptions, type ConnectOptions, type CoreEvent, type CoreNode, type CoreSystem, type Logger, type SystemStatus } from "../../core/index.js";
 import { openSystem } from "../../core/internal.js";
 import { PgTransporterConfigError } from "./errors.js";
 import { balancedEventSubscription, balancedEventType, balancedRequest, decode, encode, packetType, PREFIX, type BroadcastPayload, type DirectPayload, type PacketPayload } from "./mapping.js";
@@ -26,6 +26,9 @@ export interface PgBalancedOptions {
   /** Milliseconds before a packet read by a node that died is delivered to another instance (default 30,000; whole seconds). */
   visibilityTimeout?: number;
 }
+
+const BALANCED_OPTION_KEYS = ["concurrency", "prefetch", "maxAttempts", "backoff", "visibilityTimeout"] as const;
+const TRANSPORTER_OPTION_KEYS = ["connectionString", "namespace", "core", "balanced", "connectionCheckIntervalMs", "stopGraceMs"] as const;
 
 /** Options of {@link PgTransporter}. */
 export interface PgTransporterOptions {
@@ -128,6 +131,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
   /** `options` may also be just the connection string. */
   constructor(options: PgTransporterOptions | string = {}) {
     const resolved: PgTransporterOptions = typeof options === "string" ? { connectionString: options } : { ...options };
+    validateTransporterOptions(resolved);
     super(resolved);
     this.#options = resolved;
     const connectionString = resolved.connectionString ?? process.env.CORE_DATABASE_URL;
@@ -440,4 +444,15 @@ export class PgTransporter extends Moleculer.Transporters.Base {
     if (!this.#system) throw new PgTransporterConfigError("transporter", "PgTransporter is not connected; subscribe runs after connect().");
     return this.#system;
   }
+}
+
+/** Checks the transporter's own options (Moleculer hands the transporter only these): known keys, the core's connection options in `core`, and the ranges. */
+function validateTransporterOptions(options: PgTransporterOptions): void {
+  assertKnownKeys("PgTransporter options", options, TRANSPORTER_OPTION_KEYS);
+  assertKnownKeys("PgTransporter options.core", options.core, CONNECT_OPTION_KEYS.filter((key) => key !== "connectionString" && key !== "namespace"), "core");
+  assertKnownKeys("PgTransporter options.balanced", options.balanced, BALANCED_OPTION_KEYS, "balanced");
+  assertWholeNumber("balanced.concurrency", options.balanced?.concurrency, { min: 1, max: 1000 });
+  assertWholeNumber("balanced.prefetch", options.balanced?.prefetch, { min: 1, max: 1000, unit: "messages" });
+  assertWholeNumber("connectionCheckIntervalMs", options.connectionCheckIntervalMs, { min: 1, unit: "milliseconds" });
+  assertWholeNumber("stopGraceMs", options.stopGraceMs, { min: 0, unit: "milliseconds" });
 }

@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from "node:events";
 import { ClientProxy, type ReadPacket, type WritePacket } from "@nestjs/microservices";
-import { ErrorCode, InvalidStateError, NoResponderError, RemoteError, type CoreNode, type CoreSystem } from "../../core/index.js";
+import { CONNECT_OPTION_KEYS, ErrorCode, InvalidStateError, NoResponderError, RemoteError, assertKnownKeys, type CoreNode, type CoreSystem } from "../../core/index.js";
 import { connectionOf, openConnection, type PgConnectionOptions } from "./connection.js";
 import { NestErrorCode, PgNestOptionsError } from "./errors.js";
 import { coreTypeOf, NEST_PACKET_HEADER } from "./mapping.js";
@@ -59,6 +59,7 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
     if (options === null || typeof options !== "object") {
       throw new PgNestOptionsError("options", "PgClient needs options: { connectionString, namespace } or { system }.");
     }
+    assertKnownKeys("PgClient options", options, [...CONNECT_OPTION_KEYS, "system", ...OWN_OPTIONS]);
     if (options.timeout !== undefined && !(Number.isInteger(options.timeout) && options.timeout > 0)) {
       throw new PgNestOptionsError("timeout", `timeout must be a positive whole number of milliseconds; got ${String(options.timeout)}.`);
     }

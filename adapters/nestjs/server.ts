@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { Server, type CustomTransportStrategy, type MessageHandler, type ReadPacket } from "@nestjs/microservices";
 import { catchError, map, throwError, type Observable } from "rxjs";
 import type { CoreEvent, CoreNode, CoreRequest, CoreSystem, EventHeaders, HandlerContext, RespondOptions, SubscribeOptions } from "../../core/index.js";
-import { assertGroup, InvalidStateError, NoHandlerError } from "../../core/index.js";
+import { assertGroup, CONNECT_OPTION_KEYS, InvalidStateError, NoHandlerError, RESPOND_OPTION_KEYS, SUBSCRIBE_OPTION_KEYS, assertKnownKeys } from "../../core/index.js";
 import { openConnection, connectionOf, type PgConnectionOptions } from "./connection.js";
 import { PgContext, type PgContextArgs } from "./context.js";
 import { NestEventHandlerError, NestRpcError, PgNestOptionsError } from "./errors.js";
@@ -70,6 +70,9 @@ export class PgServer extends Server<PgServerEvents, string> implements CustomTr
     if (options === null || typeof options !== "object") {
       throw new PgNestOptionsError("options", "PgServer needs options: { connectionString, namespace, group } or { system, group }.");
     }
+    assertKnownKeys("PgServer options", options, [...CONNECT_OPTION_KEYS, "system", ...OWN_OPTIONS]);
+    assertKnownKeys("PgServer options.events", options.events, SUBSCRIBE_OPTION_KEYS.filter((key) => key !== "group"), "events");
+    assertKnownKeys("PgServer options.requests", options.requests, RESPOND_OPTION_KEYS.filter((key) => key !== "group"), "requests");
     assertGroup(options.group);
     this.#options = options;
     this.initializeSerializer(options);

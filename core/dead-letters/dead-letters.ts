@@ -9,6 +9,7 @@
 import type { NamespaceContext } from "../model/context.js";
 import { UnknownGroupError, ValidationError } from "../model/errors.js";
 import { assertGroup, assertPattern, groupQueueName } from "../model/names.js";
+import { assertKnownKeys } from "../model/options.js";
 import { getDeadLetter } from "./queries/get-dead-letter.js";
 import { listDeadLetters, type DeadLetterRow } from "./queries/list-dead-letters.js";
 import { purgeDeadLetters } from "./queries/purge-dead-letters.js";
@@ -116,7 +117,7 @@ export class DeadLetters {
     if (options === null || typeof options !== "object") {
       throw new ValidationError("options", "list options must be an object { limit?, after?, type? }.");
     }
-    assertKeys("options", options, ["limit", "after", "type"]);
+    assertKeys("list options", options, ["limit", "after", "type"]);
     const limit = options.limit ?? DEFAULT_LIMIT;
     if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
       throw new ValidationError("limit", `limit must be a whole number from 1 to ${MAX_LIMIT}; got ${String(options.limit)}.`);
@@ -171,10 +172,7 @@ export class DeadLetters {
 }
 
 function assertKeys(argument: string, value: object, allowed: string[]): void {
-  const unknown = Object.keys(value).filter((key) => !allowed.includes(key));
-  if (unknown.length > 0) {
-    throw new ValidationError(argument, `Unknown ${argument} field ${unknown.map((key) => JSON.stringify(key)).join(", ")}: allowed are ${allowed.join(", ")}.`);
-  }
+  assertKnownKeys(`deadLetters.${argument}`, value, allowed);
 }
 
 function messageId(argument: string, value: unknown): string {
@@ -201,7 +199,7 @@ function retrySelection(selection: unknown): RetrySelection {
   if (selection === null || typeof selection !== "object") {
     throw new ValidationError("selection", "retry needs an array of dead-letter ids or a filter { type?, before? } ({} retries them all).");
   }
-  assertKeys("filter", selection, ["type", "before"]);
+  assertKeys("retry filter", selection, ["type", "before"]);
   const { type, before } = selection as DeadLetterFilter;
   return { pattern: typePattern(type), before: before === undefined ? null : timestamp("before", before) };
 }

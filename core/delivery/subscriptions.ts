@@ -14,6 +14,7 @@ import type { Logger } from "../model/logger.js";
 import { assertGroup, assertPattern, groupQueueName, requestQueueName } from "../model/names.js";
 import type { ConsumerObserver } from "../metrics/metrics.js";
 import { assertCount, assertMilliseconds } from "../model/payload.js";
+import { assertKnownKeys, optionKeys } from "../model/options.js";
 import { subscribe } from "./queries/subscribe.js";
 import { unsubscribe } from "./queries/unsubscribe.js";
 
@@ -35,6 +36,13 @@ export interface RespondOptions {
   pollInterval?: number;
 }
 
+/** The keys {@link SubscribeOptions} allows. */
+export const SUBSCRIBE_OPTION_KEYS = optionKeys<SubscribeOptions>({
+  group: true, concurrency: true, prefetch: true, maxAttempts: true, backoff: true, visibilityTimeout: true, pollInterval: true, timeout: true,
+});
+/** The keys {@link RespondOptions} allows. */
+export const RESPOND_OPTION_KEYS = optionKeys<RespondOptions>({ group: true, concurrency: true, prefetch: true, timeout: true, pollInterval: true });
+
 type Kind = "event" | "request";
 
 interface GroupEntry<THandler> {
@@ -46,9 +54,10 @@ interface GroupEntry<THandler> {
 
 /** Applies defaults to, and validates, an event group's options. */
 export function eventSettings(options: SubscribeOptions): ConsumerSettings {
+  assertKnownKeys("node.onEvent options", options ?? null, SUBSCRIBE_OPTION_KEYS);
   assertCount("concurrency", options.concurrency, 1, 1000);
-  assertCount("prefetch", options.prefetch, 1, 1000);
-  assertCount("maxAttempts", options.maxAttempts, 1, 1_000_000);
+  assertCount("prefetch", options.prefetch, 1, 1000, "messages");
+  assertCount("maxAttempts", options.maxAttempts, 1, 1_000_000, "attempts");
   assertBackoff(options.backoff);
   assertMilliseconds("visibilityTimeout", options.visibilityTimeout, 1_000, 86_400_000);
   assertMilliseconds("pollInterval", options.pollInterval, 10, 3_600_000);
@@ -67,8 +76,9 @@ export function eventSettings(options: SubscribeOptions): ConsumerSettings {
 
 /** Applies defaults to, and validates, a request group's options. */
 export function requestSettings(options: RespondOptions): ConsumerSettings {
+  assertKnownKeys("node.onRequest options", options ?? null, RESPOND_OPTION_KEYS);
   assertCount("concurrency", options.concurrency, 1, 1000);
-  assertCount("prefetch", options.prefetch, 1, 1000);
+  assertCount("prefetch", options.prefetch, 1, 1000, "messages");
   assertMilliseconds("timeout", options.timeout, 1, 86_400_000);
   assertMilliseconds("pollInterval", options.pollInterval, 10, 3_600_000);
   return {

@@ -11,6 +11,7 @@
  */
 import { ValidationError } from "../model/errors.js";
 import type { NamespaceContext } from "../model/context.js";
+import { assertKnownKeys } from "../model/options.js";
 import { replay, type ReplayOptions, type ReplayResult } from "./replay.js";
 import { deleteExpiredEvents } from "./queries/delete-expired-events.js";
 import { maintainEventLogPartitions } from "./queries/maintain-event-log.js";
@@ -79,7 +80,7 @@ export interface EventLogMaintenanceReport {
 
 const DAY_MS = 86_400_000;
 const MAX_RETENTION_MS = 100 * 365 * DAY_MS;
-const OPTION_KEYS = new Set(["partitionInterval", "premake", "retentionMs", "namespaceRetentionMs", "maintenanceIntervalMs"]);
+const OPTION_KEYS = ["partitionInterval", "premake", "retentionMs", "namespaceRetentionMs", "maintenanceIntervalMs"] as const;
 /** Rows deleted per statement by the namespace retention, and statements per pass. */
 const DELETE_BATCH = 10_000;
 const MAX_DELETE_BATCHES = 100;
@@ -99,11 +100,7 @@ export function resolveEventLogOptions(options: EventLogOptions | undefined): Ev
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
     throw new ValidationError("eventLog", "eventLog must be an object: { partitionInterval?, premake?, retentionMs?, namespaceRetentionMs?, maintenanceIntervalMs? }.");
   }
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) {
-      throw new ValidationError(`eventLog.${key}`, `eventLog has no option ${JSON.stringify(key)}; use partitionInterval, premake, retentionMs, namespaceRetentionMs or maintenanceIntervalMs.`);
-    }
-  }
+  assertKnownKeys("CoreSystem.connect options.eventLog", options, OPTION_KEYS, "eventLog");
   const { partitionInterval = "daily", premake = 4, retentionMs = 7 * DAY_MS, namespaceRetentionMs, maintenanceIntervalMs = 10 * 60_000 } = options;
   if (!Number.isInteger(maintenanceIntervalMs) || maintenanceIntervalMs < 0) {
     throw new ValidationError("eventLog.maintenanceIntervalMs", `eventLog.maintenanceIntervalMs must be a whole number of milliseconds (0 turns maintenance off); got ${String(maintenanceIntervalMs)}.`);

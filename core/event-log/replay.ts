@@ -12,6 +12,7 @@ import { randomUUID } from "node:crypto";
 import { UnknownGroupError, ValidationError } from "../model/errors.js";
 import type { NamespaceContext } from "../model/context.js";
 import { assertGroup, assertPattern, groupQueueName } from "../model/names.js";
+import { assertKnownKeys } from "../model/options.js";
 import { sendReplayBatch, type ReplayCursor } from "./queries/replay-batch.js";
 import { planReplay } from "./queries/replay-plan.js";
 
@@ -48,7 +49,7 @@ export interface ReplayResult {
 const DEFAULT_BATCH_SIZE = 500;
 const MAX_BATCH_SIZE = 5_000;
 const MAX_TYPES = 100;
-const OPTION_KEYS = new Set(["group", "from", "to", "types", "dryRun", "batchSize"]);
+const OPTION_KEYS = ["group", "from", "to", "types", "dryRun", "batchSize"] as const;
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$/;
 
 interface ValidReplay {
@@ -65,11 +66,7 @@ export function validateReplayOptions(options: ReplayOptions): ValidReplay {
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
     throw new ValidationError("options", "replay needs an options object: { group, from, to, types?, dryRun?, batchSize? }.");
   }
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) {
-      throw new ValidationError(key, `replay has no option ${JSON.stringify(key)}; use group, from, to, types, dryRun or batchSize.`);
-    }
-  }
+  assertKnownKeys("system.replay options", options, OPTION_KEYS);
   assertGroup(options.group);
   const from = toTime("from", options.from);
   const to = toTime("to", options.to);

@@ -17,6 +17,7 @@
 import type { NamespaceContext } from "../model/context.js";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { ValidationError, asError } from "../model/errors.js";
+import { assertKnownKeys, assertWholeNumber } from "../model/options.js";
 import { groupQueueName, requestQueueName } from "../model/names.js";
 import { groupQueueMetrics, type GroupQueueRow } from "./queries/group-queue-metrics.js";
 import { nodeMetrics, type NodeMetricsRow } from "./queries/node-metrics.js";
@@ -222,6 +223,7 @@ export function validateMetricsOptions(options: unknown): asserts options is Met
   if (options === null || typeof options !== "object") {
     throw new ValidationError("metrics", "metrics must be an object { registry? }.");
   }
+  assertKnownKeys("CoreSystem.connect options.metrics", options, ["registry"], "metrics");
   const registry = (options as MetricsOptions).registry;
   if (registry === undefined) return;
   if (registry === null || typeof registry !== "object" || typeof registry.metrics !== "function" || typeof registry.getSingleMetric !== "function") {
@@ -343,9 +345,8 @@ export class Metrics {
    * loaded (never an exception for that).
    */
   async topQueries(limit: number): Promise<TopQueries> {
-    if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw new ValidationError("limit", `limit must be a whole number from 1 to 1000; got ${String(limit)}.`);
-    }
+    if (typeof limit !== "number") throw new ValidationError("limit", `limit must be a whole number of statements from 1 to 1000; got ${String(limit)}.`);
+    assertWholeNumber("limit", limit, { min: 1, max: 1000, unit: "statements" });
     try {
       return { available: true, queries: await readTopQueries(this.#context.pool, limit) };
     } catch (error) {

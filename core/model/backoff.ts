@@ -2,6 +2,7 @@
  * Retry delays, in BullMQ's shape: `{ type: 'exponential' | 'fixed', delay, maxDelay?, jitter? }`.
  */
 import { ValidationError } from "./errors.js";
+import { assertKnownKeys } from "./options.js";
 
 /** How long to wait before the next attempt of a failed message. Milliseconds. */
 export interface BackoffOptions {
@@ -29,6 +30,7 @@ export function backoffDelay(options: BackoffOptions, attempt: number, random: (
 /** Throws unless `value` is a valid {@link BackoffOptions}. */
 export function assertBackoff(value: unknown): asserts value is BackoffOptions | undefined {
   if (value === undefined) return;
+  assertKnownKeys("backoff", value, ["type", "delay", "maxDelay", "jitter"], "backoff");
   const options = value as Partial<BackoffOptions> | null;
   const valid =
     options !== null &&

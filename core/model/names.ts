@@ -39,6 +39,11 @@ export function assertGroup(value: unknown): asserts value is string {
   assertServiceName("group", value);
 }
 
+/** True when `value` is a valid consumer group name (what {@link assertGroup} accepts). */
+export function isValidGroup(value: unknown): value is string {
+  return typeof value === "string" && SERVICE_NAME.test(value);
+}
+
 /** Throws unless `value` is a valid event type such as `order.created`. */
 export function assertEventType(value: unknown, argument = "event type"): asserts value is string {
   if (!isWellFormed(value, (segment) => TYPE_SEGMENT.test(segment))) {

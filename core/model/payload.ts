@@ -4,6 +4,7 @@
  * of strings.
  */
 import { ValidationError, asError } from "./errors.js";
+import { assertWholeNumber, type Unit } from "./options.js";
 
 /** The default largest serialised event (payload plus headers), in bytes: 1 MiB. */
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
@@ -87,16 +88,10 @@ export function assertIdempotencyKey(key: unknown): asserts key is string | unde
 
 /** Checks an optional whole number of milliseconds within [min, max]. */
 export function assertMilliseconds(argument: string, value: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): asserts value is number | undefined {
-  if (value === undefined) return;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ValidationError(argument, `${argument} must be a whole number of milliseconds from ${min} to ${max}; got ${String(value)}.`);
-  }
+  assertWholeNumber(argument, value, { min, max, unit: "milliseconds" });
 }
 
-/** Checks an optional whole number within [min, max]. */
-export function assertCount(argument: string, value: unknown, min: number, max: number): asserts value is number | undefined {
-  if (value === undefined) return;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ValidationError(argument, `${argument} must be a whole number from ${min} to ${max}; got ${String(value)}.`);
-  }
+/** Checks an optional whole number within [min, max] (of `unit`, when given). */
+export function assertCount(argument: string, value: unknown, min: number, max: number, unit?: Unit): asserts value is number | undefined {
+  assertWholeNumber(argument, value, { min, max, unit });
 }

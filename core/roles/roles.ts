@@ -8,6 +8,7 @@ import { createHmac, createHash, pbkdf2Sync, randomBytes } from "node:crypto";
 import type { NamespaceContext } from "../model/context.js";
 import { PermissionError, ValidationError } from "../model/errors.js";
 import { assertNamespace } from "../model/names.js";
+import { assertKnownKeys } from "../model/options.js";
 import { createRole, rolePrivileges } from "./queries/create-role.js";
 
 /** Options of `CoreSystem.createNamespaceRole`. */
@@ -41,6 +42,7 @@ export function defaultNamespaceRoleName(namespace: string): string {
  */
 export async function createNamespaceRole(context: NamespaceContext, namespace: string, options: NamespaceRoleOptions = {}): Promise<NamespaceRole> {
   assertNamespace(namespace);
+  assertKnownKeys("system.createNamespaceRole options", options ?? null, ["password", "roleName"]);
   const roleName = options.roleName ?? defaultNamespaceRoleName(namespace);
   if (typeof roleName !== "string" || !ROLE_NAME.test(roleName) || roleName.startsWith("pg_")) {
     throw new ValidationError("roleName", `Invalid roleName ${JSON.stringify(String(roleName).slice(0, 70))}: use 1-63 lowercase letters, digits and '_', starting with a letter or '_', not 'pg_'.`);

@@ -20,6 +20,7 @@ import type { Cron } from "croner";
 import { parseCronExpression } from "./cron.js";
 import { isConnectionFailure } from "../db/database.js";
 import { ValidationError, asError } from "../model/errors.js";
+import { assertKnownKeys, assertWholeNumber } from "../model/options.js";
 import { DedicatedConnection, jitteredBackoff } from "../db/dedicated-connection.js";
 import type { Logger } from "../model/logger.js";
 import { pruneScheduleFires } from "./queries/prune-schedule-fires.js";
@@ -59,12 +60,15 @@ const DEFAULTS: Required<SchedulerOptions> = {
   fireRetentionMs: 7 * 86_400_000,
 };
 
+const SCHEDULER_OPTION_KEYS = ["enabled", "catchUpWindowMs", "pollIntervalMs", "takeoverIntervalMs", "fireRetentionMs"] as const;
+
 /** Throws a ValidationError unless `options` is a valid {@link SchedulerOptions} (or absent). */
 export function validateSchedulerOptions(options: unknown): void {
   if (options === undefined) return;
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
     throw new ValidationError("scheduler", "scheduler must be an object: { enabled?, catchUpWindowMs?, pollIntervalMs?, takeoverIntervalMs?, fireRetentionMs? }.");
   }
+  assertKnownKeys("CoreSystem.connect options.scheduler", options, SCHEDULER_OPTION_KEYS, "scheduler");
   const given = options as Record<string, unknown>;
   if (given.enabled !== undefined && typeof given.enabled !== "boolean") {
     throw new ValidationError("scheduler.enabled", `scheduler.enabled must be true or false; got ${String(given.enabled)}.`);
@@ -76,10 +80,7 @@ export function validateSchedulerOptions(options: unknown): void {
     fireRetentionMs: [60_000, 3_650 * 86_400_000],
   };
   for (const [key, [min, max]] of Object.entries(limits)) {
-    const value = given[key];
-    if (value !== undefined && !(typeof value === "number" && Number.isInteger(value) && value >= min && value <= max)) {
-      throw new ValidationError(`scheduler.${key}`, `scheduler.${key} must be a whole number of milliseconds from ${min} to ${max}; got ${String(value)}.`);
-    }
+    assertWholeNumber(`scheduler.${key}`, given[key], { min, max, unit: "milliseconds" });
   }
 }
 

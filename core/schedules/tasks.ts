@@ -6,6 +6,7 @@
 import type { NamespaceContext } from "../model/context.js";
 import { ValidationError } from "../model/errors.js";
 import { assertEventType } from "../model/names.js";
+import { assertKnownKeys } from "../model/options.js";
 import { assertHeaders, assertPayload } from "../model/payload.js";
 import { assertTaskName, parseCronExpression } from "./cron.js";
 import { deleteTask } from "./queries/delete-task.js";
@@ -68,6 +69,8 @@ export interface ScheduledTaskStatus extends ScheduledTask {
   lastFire: TaskFire | null;
 }
 
+const SCHEDULE_TASK_OPTION_KEYS = ["name", "cronExpression", "eventType", "payload", "headers", "timezone"] as const;
+
 /** The scheduled tasks of a namespace. */
 export class Schedules {
   readonly #context: NamespaceContext;
@@ -88,6 +91,7 @@ export class Schedules {
     if (options === null || typeof options !== "object") {
       throw new ValidationError("options", "scheduleTask needs { name, cronExpression, eventType, payload?, headers?, timezone? }.");
     }
+    assertKnownKeys("node.scheduleTask options", options, SCHEDULE_TASK_OPTION_KEYS);
     assertTaskName(options.name);
     const parsed = parseCronExpression(options.cronExpression, options.timezone);
     assertEventType(options.eventType);

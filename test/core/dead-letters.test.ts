@@ -240,10 +240,10 @@ describe("input checks", () => {
       await expect(dl.list("known", { after })).rejects.toThrow(/after must be a dead-letter id/);
     }
     await expect(dl.list("known", { type: "no spaces" })).rejects.toBeInstanceOf(InvalidNameError);
-    await expect(dl.list("known", { types: "a.*" } as never)).rejects.toThrow(/Unknown options field "types"/);
+    await expect(dl.list("known", { types: "a.*" } as never)).rejects.toThrow(/Unknown option "types" in deadLetters.list options \(did you mean "type"\?\)/);
     await expect(dl.get("known", "0")).rejects.toBeInstanceOf(ValidationError);
     await expect(dl.get("known", "1; select 1")).rejects.toBeInstanceOf(ValidationError);
-    await expect(dl.retry("known", { types: "a.*" } as never)).rejects.toThrow(/Unknown filter field "types"/);
+    await expect(dl.retry("known", { types: "a.*" } as never)).rejects.toThrow(/Unknown option "types" in deadLetters.retry filter \(did you mean "type"\?\)/);
     await expect(dl.retry("known", "17" as never)).rejects.toThrow(/array of dead-letter ids or a filter/);
     await expect(dl.retry("known", ["1", "x"])).rejects.toThrow(/ids must be a dead-letter id/);
     await expect(dl.retry("known", { before: "yesterday" })).rejects.toThrow(/before must be a Date or an ISO 8601 time/);
