@@ -8,7 +8,7 @@ import type { FastifyInstance } from "fastify";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, ErrorCode, type CoreNode } from "../../core/index.js";
-import { buildServer, type ServerOptions } from "../../examples/server/app.js";
+import { buildServer, type ServerOptions } from "../../apps/server/app.js";
 import { runCli } from "../cli/helpers.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { capturingLogger, everythingIn } from "../support/capture.js";
