@@ -9,7 +9,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, ErrorCode, type CoreNode } from "../../core/index.js";
 import { buildServer, type ServerOptions } from "../../apps/server/app.js";
-import { runCli } from "../cli/helpers.js";
+import { runCli } from "../support/cli.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { capturingLogger, everythingIn } from "../support/capture.js";
 import { canCreateRoles, dropRoles, expectNexusError, uniqueRoleName, urlAs } from "./support.js";
