@@ -1,5 +1,5 @@
 /**
- * `npm run bench:http`: how fast the HTTP ingest server (examples/server) takes events,
+ * `npm run bench:http`: how fast the HTTP ingest server (apps/server) takes events,
  * beside its ceiling, measured in the same run.
  *
  *   ceiling  the same Fastify app, routes, schemas and error handling, with a stub in
@@ -29,8 +29,8 @@ import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { CoreSystem } from "../core/index.js";
-import { buildServer, type EventSink } from "../examples/server/app.js";
-import { resolveDatabaseServer } from "../examples/shared/database.js";
+import { buildServer, type EventSink } from "../apps/server/app.js";
+import { resolveDatabaseServer } from "../apps/shared/database.js";
 
 /** The part of autocannon's result this benchmark reads (autocannon ships no types). */
 interface AutocannonResult {

@@ -9,7 +9,7 @@
  *   - every `--sample-every` seconds: throughput of committed effects, queue depth, RSS of
  *     every process;
  *   - at the end the producer stops, the queues drain, and the run is reconciled exactly
- *     (test/chaos/support/reconcile.ts): every event of the log has one effect per group
+ *     (test/support/reconcile.ts): every event of the log has one effect per group
  *     or a dead letter. A loss, a double effect or a memory growth past `--max-rss-growth`
  *     percent on a long-lived process exits 1.
  *
@@ -21,7 +21,7 @@ import os from "node:os";
 import { parseArgs } from "node:util";
 import { log } from "./lib/log.js";
 import { chaosDatabaseUrl, openScenario, produce, queueDepth, startConsumer, type ConsumerReport } from "../test/chaos/support/cluster.js";
-import { formatReconciliation, isExact, reconcileWhenDrained } from "../test/chaos/support/reconcile.js";
+import { formatReconciliation, isExact, reconcileWhenDrained } from "../test/support/reconcile.js";
 import type { FixtureProcess } from "../test/support/fixture-process.js";
 
 const { values: args } = parseArgs({

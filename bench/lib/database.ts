@@ -4,7 +4,7 @@
  */
 import type pg from "pg";
 import { redactConnectionString } from "../../core/index.js";
-import { resolveDatabaseServer, type DatabaseServer } from "../../examples/shared/database.js";
+import { resolveDatabaseServer, type DatabaseServer } from "../../apps/shared/database.js";
 import { log } from "./log.js";
 
 export type { DatabaseServer };

@@ -8,7 +8,7 @@
  */
 import { pino } from "pino";
 import { CoreSystem } from "../../core/index.js";
-import { resolveDatabaseServer } from "../shared/database.js";
+import { resolveDatabaseServer } from "../../apps/shared/database.js";
 
 const logger = pino({ name: "demo", level: process.env.CORE_LOG_LEVEL ?? "info" });
 const namespace = process.env.CORE_NAMESPACE ?? "demo";

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { pino } from "pino";
 import { PgEventEmitter } from "../../adapters/events/index.js";
-import { resolveDatabaseServer } from "../shared/database.js";
+import { resolveDatabaseServer } from "../../apps/shared/database.js";
 
 /** The chat's events; `error` (local, never published) carries failed publishes. */
 interface Chat {

@@ -16,7 +16,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import Moleculer from "moleculer";
 import { PgTransporter } from "../../adapters/moleculer/index.js";
-import { resolveDatabaseServer } from "../shared/database.js";
+import { resolveDatabaseServer } from "../../apps/shared/database.js";
 
 type Transport = "pg" | "nats";
 

@@ -12,7 +12,7 @@ import { NestFactory } from "@nestjs/core";
 import { ClientsModule, EventPattern, MessagePattern, Payload, Transport, type ClientProvider, type ClientProxy } from "@nestjs/microservices";
 import { lastValueFrom } from "rxjs";
 import { PgClient, PgServer } from "../../adapters/nestjs/index.js";
-import { resolveDatabaseServer } from "../shared/database.js";
+import { resolveDatabaseServer } from "../../apps/shared/database.js";
 
 const transport = process.argv.includes("--transport") ? process.argv[process.argv.indexOf("--transport") + 1] : "pg";
 let delivered: (order: unknown) => void = () => {};

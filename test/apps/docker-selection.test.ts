@@ -1,5 +1,5 @@
 /**
- * The choice of database in examples/shared/database.ts: CORE_DATABASE_URL, else the
+ * The choice of database in apps/shared/database.ts: CORE_DATABASE_URL, else the
  * docker/ image through testcontainers where a Docker engine answers, else the embedded
  * server. The Docker path itself cannot run here (no engine); the decision and the
  * engine probe are tested, the probe against fake engines on unix sockets.
@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chooseDatabaseSource, dockerEndpoint, dockerSetting, pingDocker } from "../../examples/shared/database.js";
+import { chooseDatabaseSource, dockerEndpoint, dockerSetting, pingDocker } from "../../apps/shared/database.js";
 
 describe("chooseDatabaseSource", () => {
   it("takes CORE_DATABASE_URL first, whatever Docker says", () => {

@@ -7,8 +7,8 @@ import crypto from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { CoreSystem, type CoreNode } from "../../core/index.js";
-import { buildServer, type ServerOptions } from "../../examples/server/app.js";
-import { AdminToken } from "../../examples/server/auth.js";
+import { buildServer, type ServerOptions } from "../../apps/server/app.js";
+import { AdminToken } from "../../apps/server/auth.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 
 let system: CoreSystem;

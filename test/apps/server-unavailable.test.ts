@@ -10,7 +10,7 @@ import net from "node:net";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, type CoreNode } from "../../core/index.js";
-import { buildServer } from "../../examples/server/app.js";
+import { buildServer } from "../../apps/server/app.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 
 /** A TCP proxy to the test database that can be cut. */

@@ -1,5 +1,5 @@
 /**
- * The HTTP ingest server (examples/server) on an ephemeral port against the test
+ * The HTTP ingest server (apps/server) on an ephemeral port against the test
  * database: emits, every client error, operations routes, dead letters and the OpenAPI
  * document. Admin tokens and rate limits: server-admin.test.ts; the database going away:
  * server-unavailable.test.ts.
@@ -8,7 +8,7 @@ import type { FastifyInstance } from "fastify";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, type CoreNode, type DeadLetterPage } from "../../core/index.js";
-import { buildServer, type EventSink } from "../../examples/server/app.js";
+import { buildServer, type EventSink } from "../../apps/server/app.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { sleep, waitUntil } from "../support/wait.js";
 

@@ -82,7 +82,7 @@ describe("npm start", () => {
     expect(closed, output.slice(-3_000)).toBe(true);
     const tail = output.slice(output.indexOf('"msg":"shutting down"'));
     // Missing means the app died mid-shutdown (e.g. SIGKILLed by the tsx CLI's signal relay,
-    // which examples/server/runtime.ts avoids by running the app outside that CLI's child).
+    // which apps/server/runtime.ts avoids by running the app outside that CLI's child).
     expect(tail, "the app's last line after its final shutdown step").toContain('"msg":"stopped"');
     expect(tail).not.toContain("shutdown step");
   });

@@ -1,5 +1,5 @@
 /**
- * The example worker (examples/worker) with the server: an event posted over HTTP is
+ * The example worker (apps/worker) with the server: an event posted over HTTP is
  * consumed, logged and recorded in `acknowledgements` in the handler's transaction, and
  * the heartbeat task (every second, so the fallback scheduler runs it) fires into the
  * worker's pattern.
@@ -10,8 +10,8 @@ import pg from "pg";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem } from "../../core/index.js";
-import { buildServer } from "../../examples/server/app.js";
-import { startWorker, type Worker } from "../../examples/worker/worker.js";
+import { buildServer } from "../../apps/server/app.js";
+import { startWorker, type Worker } from "../../apps/worker/worker.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { waitUntil } from "../support/wait.js";
 

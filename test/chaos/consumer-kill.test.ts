@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { chaosDatabaseUrl, queueDepth } from "./support/cluster.js";
 import { runScenario } from "./support/harness.js";
-import { isExact } from "./support/reconcile.js";
+import { isExact } from "../support/reconcile.js";
 import { sleep } from "../support/wait.js";
 
 describe("chaos: consumers killed with SIGKILL", () => {

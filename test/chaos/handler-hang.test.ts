@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { chaosDatabaseUrl } from "./support/cluster.js";
 import { runScenario } from "./support/harness.js";
-import { isExact } from "./support/reconcile.js";
+import { isExact } from "../support/reconcile.js";
 
 describe("chaos: handlers hanging forever", () => {
   it("aborts hung handlers on their timeout, dead-letters the always-hanging events and applies the rest exactly once", async () => {

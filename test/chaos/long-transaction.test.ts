@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { chaosDatabaseUrl, probePool } from "./support/cluster.js";
 import { runScenario, type ScenarioOptions } from "./support/harness.js";
-import { isExact } from "./support/reconcile.js";
+import { isExact } from "../support/reconcile.js";
 
 const scenario = (label: string): ScenarioOptions => ({
   label,

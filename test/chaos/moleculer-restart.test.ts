@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uniqueNamespace } from "../support/database.js";
 import { sleep, waitUntil } from "../support/wait.js";
 import type { FixtureProcess } from "../support/fixture-process.js";
-import { startChild, stopChildren, supervisor, type BrokerReport, type ScenarioSetting } from "../moleculer/harness.js";
+import { startChild, stopChildren, supervisor, type BrokerReport, type ScenarioSetting } from "../adapters/moleculer/harness.js";
 import { ensureClusterStarted } from "./support/cluster.js";
 
 const databaseUrl = process.env.NEXUS_CHAOS_DATABASE_URL;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chaosDatabaseUrl } from "./support/cluster.js";
 import { runScenario } from "./support/harness.js";
 import { startProxy, type ChaosProxy } from "./support/proxy.js";
-import { isExact } from "./support/reconcile.js";
+import { isExact } from "../support/reconcile.js";
 import { sleep } from "../support/wait.js";
 
 describe("chaos: connections dropped, stalled and slowed by a proxy", () => {

@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { chaosDatabaseUrl, ensureClusterStarted, restartCluster } from "./support/cluster.js";
 import { runScenario } from "./support/harness.js";
-import { isExact } from "./support/reconcile.js";
+import { isExact } from "../support/reconcile.js";
 import { sleep } from "../support/wait.js";
 
 describe("chaos: the server restarted mid-stream", () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadMigrations } from "../../core/index.js";
 import { buildProgram } from "../../cli/program.js";
 import { createScratchDatabase, testDatabaseUrl, uniqueNamespace, type ScratchDatabase } from "../support/database.js";
-import { ensureSchema, nexus, parseJson, runCli } from "./helpers.js";
+import { ensureSchema, nexus, parseJson, runCli } from "../support/cli.js";
 
 beforeAll(ensureSchema);
 

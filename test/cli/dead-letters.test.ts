@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, type DeadLetter, type DeadLetterPage } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { waitUntil } from "../support/wait.js";
-import { nexus, parseJson } from "./helpers.js";
+import { nexus, parseJson } from "../support/cli.js";
 
 const namespace = uniqueNamespace("cli-dlq");
 const GROUP = "billing";

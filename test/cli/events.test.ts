@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, type CoreNode } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { waitUntil } from "../support/wait.js";
-import { collect, nexus, parseJson, spawnCli, type CliRun } from "./helpers.js";
+import { collect, nexus, parseJson, spawnCli, type CliRun } from "../support/cli.js";
 
 const namespace = uniqueNamespace("cli-events");
 let system: CoreSystem;

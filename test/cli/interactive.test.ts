@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, type CoreNode } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { waitUntil } from "../support/wait.js";
-import { REPO_ROOT } from "./helpers.js";
+import { REPO_ROOT } from "../support/cli.js";
 
 const tmuxVersion = spawnSync("tmux", ["-V"], { encoding: "utf8" });
 const tmuxMissing = tmuxVersion.error !== undefined || tmuxVersion.status !== 0;

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { ScheduledTask, ScheduledTaskStatus } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace, withClient } from "../support/database.js";
-import { nexus, parseJson } from "./helpers.js";
+import { nexus, parseJson } from "../support/cli.js";
 
 const namespace = uniqueNamespace("cli-sched");
 /** The node test's own namespace: the tests run concurrently. */

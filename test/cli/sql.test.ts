@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { testDatabaseUrl, uniqueNamespace, withClient } from "../support/database.js";
-import { ensureSchema, nexus, parseJson } from "./helpers.js";
+import { ensureSchema, nexus, parseJson } from "../support/cli.js";
 
 const namespace = uniqueNamespace("cli-sql");
 const suffix = randomBytes(4).toString("hex");

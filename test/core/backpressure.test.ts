@@ -6,9 +6,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
-import { CoreSystem } from "../../core/index.js";
-import { createEffectTable, effectStatement, formatReconciliation, isExact, reconcileWhenDrained } from "../chaos/support/reconcile.js";
-import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { uniqueNamespace } from "../support/database.js";
+import { createEffectTable, effectStatement, formatReconciliation, isExact, reconcileWhenDrained } from "../support/reconcile.js";
+import { testSystems } from "../support/systems.js";
 import { sleep } from "../support/wait.js";
 
 const TOTAL = 2_000;
@@ -17,22 +17,21 @@ const PREFETCH = 5;
 const GROUP = "slow";
 
 describe("backpressure", () => {
-  const systems: CoreSystem[] = [];
+  const systems = testSystems();
   const table = `bp_effects_${randomBytes(4).toString("hex")}`;
   afterAll(async () => {
-    const [system] = systems;
+    const [system] = systems.open;
     if (system) {
       await system.dropGroup(GROUP).catch(() => 0);
       await system.pool.query(`drop table if exists ${table}`);
     }
-    for (const each of systems.reverse()) await each.close();
+    await systems.close();
   });
 
   it("keeps the backlog in the database, holds at most concurrency × prefetch messages and drops nothing", async () => {
     const namespace = uniqueNamespace("backpressure");
-    const producerSystem = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace });
-    const consumerSystem = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace });
-    systems.push(producerSystem, consumerSystem);
+    const producerSystem = await systems.connect({ namespace });
+    const consumerSystem = await systems.connect({ namespace });
     await createEffectTable(producerSystem.pool, table);
     const insert = effectStatement(table);
 

@@ -1,8 +1,8 @@
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ClosedError,
-  CoreSystem,
+  type CoreSystem,
   InvalidNameError,
   UnknownGroupError,
   ValidationError,
@@ -11,7 +11,8 @@ import {
   type CoreNode,
   type DeadLetterSummary,
 } from "../../core/index.js";
-import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { testDatabaseUrl } from "../support/database.js";
+import { useSystems } from "../support/systems.js";
 import { sleep, waitUntil } from "../support/wait.js";
 
 /** Fails once and the message is dead: one attempt, no backoff. */
@@ -23,15 +24,7 @@ beforeAll(() => {
 });
 afterAll(() => admin.end());
 
-const systems: CoreSystem[] = [];
-async function connect(): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace: uniqueNamespace("dlq") });
-  systems.push(system);
-  return system;
-}
-afterEach(async () => {
-  await Promise.all(systems.splice(0).map((system) => system.close()));
-});
+const { connect } = useSystems({ label: "dlq" });
 
 interface Handled {
   eventId: string;

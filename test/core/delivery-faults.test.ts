@@ -10,6 +10,7 @@ import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { CoreSystem, groupQueueName, type ConnectOptions, type SubscribeOptions } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { testSystems } from "../support/systems.js";
 import { FixtureProcess } from "../support/fixture-process.js";
 import { deferred, sleep, waitUntil, within, type Deferred } from "../support/wait.js";
 
@@ -27,7 +28,7 @@ const hex = (bytes = 4): string => randomBytes(bytes).toString("hex");
 // ---------------------------------------------------------------------------------------
 
 let admin: pg.Pool;
-const systems: CoreSystem[] = [];
+const systems = testSystems();
 const children: FixtureProcess[] = [];
 const tables: string[] = [];
 const groups: { namespace: string; group: string }[] = [];
@@ -39,7 +40,7 @@ beforeAll(() => {
 
 afterEach(async () => {
   await Promise.allSettled(children.splice(0).map((child) => child.kill()));
-  await Promise.allSettled(systems.splice(0).map((system) => system.close()));
+  await systems.close().catch(() => {});
   for (const table of tables.splice(0)) await admin.query(`drop table if exists ${table}`);
   // Leave no queues behind in the shared database (once every consumer is gone).
   for (const { namespace, group } of groups.splice(0)) {
@@ -56,10 +57,8 @@ afterAll(async () => {
   await admin?.end();
 });
 
-async function connect(namespace: string, options: Partial<ConnectOptions> = {}): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace, ...options });
-  systems.push(system);
-  return system;
+function connect(namespace: string, options: Partial<ConnectOptions> = {}): Promise<CoreSystem> {
+  return systems.connect({ namespace, ...options });
 }
 
 function startFixture(env: Record<string, string>): FixtureProcess {

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  CoreSystem,
+  type CoreSystem,
   ValidationError,
   deadLetterQueueName,
   groupQueueName,
@@ -11,6 +11,7 @@ import {
   type HandlerContext,
 } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { useSystems } from "../support/systems.js";
 import { sleep, waitUntil } from "../support/wait.js";
 
 const FAST = { pollInterval: 100, backoff: { type: "fixed" as const, delay: 0 } };
@@ -22,15 +23,7 @@ beforeAll(() => {
 afterAll(() => admin.end());
 
 /** A fresh system (own namespace) per test, closed after it. */
-const systems: CoreSystem[] = [];
-async function connect(namespace = uniqueNamespace("delivery"), extra: Partial<Parameters<typeof CoreSystem.connect>[0]> = {}): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace, ...extra });
-  systems.push(system);
-  return system;
-}
-afterEach(async () => {
-  await Promise.all(systems.splice(0).map((system) => system.close()));
-});
+const { connect } = useSystems({ label: "delivery" });
 
 async function node(system: CoreSystem, displayName: string): Promise<CoreNode> {
   return system.registerNode({ displayName });
@@ -312,7 +305,7 @@ describe("input checks", () => {
     ["a \\u0000 in a string", { text: "a\u0000b" }, /\\u0000/],
     ["an oversized payload", { blob: "x".repeat(2_000) }, /limit is 1024 bytes/],
   ])("rejects %s with a typed error before writing anything", async (_label, payload, message) => {
-    const system = await connect(uniqueNamespace("input"), { maxPayloadBytes: 1024 });
+    const system = await connect({ namespace: uniqueNamespace("input"), maxPayloadBytes: 1024 });
     const producer = await node(system, "producer");
     const error = await producer.emit("input.bad", payload).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ValidationError);

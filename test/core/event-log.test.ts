@@ -11,6 +11,7 @@ import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { CoreSystem, ValidationError, type ConnectOptions, type EventLogMaintenanceReport } from "../../core/index.js";
 import { createScratchDatabase, testDatabaseUrl, type ScratchDatabase } from "../support/database.js";
+import { testSystems } from "../support/systems.js";
 
 const HOUR_MS = 3_600_000;
 const HOURLY = { partitionInterval: "hourly", premake: 2, retentionMs: 7 * 24 * HOUR_MS } as const;
@@ -31,13 +32,10 @@ afterEach(async () => {
 async function scratch(label: string): Promise<Scratch> {
   const database = await createScratchDatabase(label);
   cleanups.push(() => database.drop());
-  const systems: CoreSystem[] = [];
-  cleanups.push(() => Promise.all(systems.map((system) => system.close())));
-  const connect = async (namespace: string, eventLog: ConnectOptions["eventLog"] = HOURLY): Promise<CoreSystem> => {
-    const system = await CoreSystem.connect({ connectionString: database.url, namespace, eventLog });
-    systems.push(system);
-    return system;
-  };
+  const systems = testSystems();
+  cleanups.push(() => systems.close());
+  const connect = (namespace: string, eventLog: ConnectOptions["eventLog"] = HOURLY): Promise<CoreSystem> =>
+    systems.connect({ connectionString: database.url, namespace, eventLog });
   await (await connect("setup")).close();
   const admin = new pg.Pool({ connectionString: database.url, max: 2, options: "-c TimeZone=UTC" });
   cleanups.push(() => admin.end());

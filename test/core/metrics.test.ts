@@ -1,8 +1,9 @@
 import pg from "pg";
 import { Registry, register as globalRegistry, Gauge } from "prom-client";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CoreSystem, ValidationError, groupQueueName, type ConnectOptions } from "../../core/index.js";
-import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ValidationError, groupQueueName } from "../../core/index.js";
+import { testDatabaseUrl } from "../support/database.js";
+import { useSystems } from "../support/systems.js";
 import { waitUntil } from "../support/wait.js";
 
 const FAST = { pollInterval: 100, backoff: { type: "fixed" as const, delay: 0 } };
@@ -13,15 +14,7 @@ beforeAll(() => {
 });
 afterAll(() => admin.end());
 
-const systems: CoreSystem[] = [];
-async function connect(extra: Partial<ConnectOptions> = {}): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace: uniqueNamespace("metrics"), ...extra });
-  systems.push(system);
-  return system;
-}
-afterEach(async () => {
-  await Promise.all(systems.splice(0).map((system) => system.close()));
-});
+const { connect } = useSystems({ label: "metrics" });
 
 // ---------------------------------------------------------------------------------------
 // A strict reader of the Prometheus text exposition format, version 0.0.4

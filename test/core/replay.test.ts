@@ -4,9 +4,9 @@
  * rows with chosen emitted_at times are written directly, as the emit path would.
  */
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  CoreSystem,
+  type CoreSystem,
   InvalidNameError,
   REPLAY_HEADER,
   UnknownGroupError,
@@ -17,6 +17,7 @@ import {
   type ReplayOptions,
 } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { useSystems } from "../support/systems.js";
 import { sleep, waitUntil } from "../support/wait.js";
 
 const FAST = { pollInterval: 100, concurrency: 1, prefetch: 10, backoff: { type: "fixed" as const, delay: 0 } };
@@ -28,15 +29,7 @@ beforeAll(() => {
 });
 afterAll(() => admin.end());
 
-const systems: CoreSystem[] = [];
-async function connect(): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace: uniqueNamespace("replay") });
-  systems.push(system);
-  return system;
-}
-afterEach(async () => {
-  await Promise.all(systems.splice(0).map((system) => system.close()));
-});
+const { connect } = useSystems({ label: "replay" });
 
 interface Received {
   id: string;

@@ -16,8 +16,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CoreSystem, RemoteError, RequestTimeoutError, requestQueueName, type ConnectOptions } from "../../core/index.js";
+import { type CoreSystem, RemoteError, RequestTimeoutError, requestQueueName, type ConnectOptions } from "../../core/index.js";
 import { dropNamespaceLeftovers, testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { testSystems } from "../support/systems.js";
 import { FixtureProcess } from "../support/fixture-process.js";
 import { sleep, waitUntil, within } from "../support/wait.js";
 
@@ -45,7 +46,7 @@ type ResponderProcess = FixtureProcess<Report>;
 // ---------------------------------------------------------------------------------------
 
 let admin: pg.Pool;
-const systems: CoreSystem[] = [];
+const systems = testSystems();
 const children: ResponderProcess[] = [];
 const listeners: pg.Client[] = [];
 const namespaces: string[] = [];
@@ -58,7 +59,7 @@ beforeAll(() => {
 afterEach(async () => {
   await Promise.allSettled(children.splice(0).map((child) => child.kill()));
   await Promise.allSettled(listeners.splice(0).map((client) => client.end()));
-  await Promise.allSettled(systems.splice(0).map((system) => system.close()));
+  await systems.close().catch(() => {});
   for (const namespace of namespaces.splice(0)) await dropNamespaceLeftovers(admin, namespace);
 });
 
@@ -72,10 +73,8 @@ function newNamespace(label: string): string {
   return namespace;
 }
 
-async function connect(namespace: string, options: Partial<ConnectOptions> = {}): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace, ...options });
-  systems.push(system);
-  return system;
+function connect(namespace: string, options: Partial<ConnectOptions> = {}): Promise<CoreSystem> {
+  return systems.connect({ namespace, ...options });
 }
 
 function startResponder(namespace: string, group: string, name: string, mode: "answer" | "hang"): ResponderProcess {

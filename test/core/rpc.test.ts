@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   CancelledError,
   ClosedError,
-  CoreSystem,
+  type CoreSystem,
   HandlerTimeoutError,
   NoResponderError,
   RemoteError,
@@ -21,6 +21,7 @@ import {
   type CoreNode,
 } from "../../core/index.js";
 import { dropNamespaceLeftovers, testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { testSystems } from "../support/systems.js";
 import { deferred, sleep, waitUntil, within } from "../support/wait.js";
 
 // ---------------------------------------------------------------------------------------
@@ -53,7 +54,7 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 // ---------------------------------------------------------------------------------------
 
 let admin: pg.Pool;
-const systems: CoreSystem[] = [];
+const systems = testSystems();
 const watchers: pg.Client[] = [];
 const tables: string[] = [];
 const namespaces: string[] = [];
@@ -65,7 +66,7 @@ beforeAll(() => {
 
 afterEach(async () => {
   await Promise.allSettled(watchers.splice(0).map((client) => client.end()));
-  await Promise.allSettled(systems.splice(0).map((system) => system.close()));
+  await systems.close().catch(() => {});
   for (const table of tables.splice(0)) await admin.query(`drop table if exists ${table}`);
   for (const namespace of namespaces.splice(0)) await dropNamespaceLeftovers(admin, namespace);
 });
@@ -80,10 +81,8 @@ function newNamespace(label: string): string {
   return namespace;
 }
 
-async function connect(namespace: string, options: Partial<ConnectOptions> = {}): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace, ...options });
-  systems.push(system);
-  return system;
+function connect(namespace: string, options: Partial<ConnectOptions> = {}): Promise<CoreSystem> {
+  return systems.connect({ namespace, ...options });
 }
 
 /** Two services in a new namespace: a responder (not started yet, so handlers can be added) and a started caller `api`. */

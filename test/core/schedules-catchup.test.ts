@@ -4,30 +4,22 @@
  * skipped and not fired. Runs in both database modes (6-field tasks).
  */
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CoreSystem, type CoreEvent, type CoreNode, type SchedulerOptions } from "../../core/index.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CoreEvent, CoreNode, CoreSystem, SchedulerOptions } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { useSystems } from "../support/systems.js";
 import { sleep, waitUntil } from "../support/wait.js";
-import { firesOf, loggedEventsPerTime } from "../fixtures/schedule-helpers.js";
+import { firesOf, loggedEventsPerTime } from "../support/schedule-helpers.js";
 
 let admin: pg.Pool;
-const systems: CoreSystem[] = [];
+const systems = useSystems();
 beforeAll(() => {
   admin = new pg.Pool({ connectionString: testDatabaseUrl(), max: 4 });
 });
-afterEach(async () => {
-  await Promise.all(systems.splice(0).map((system) => system.close()));
-});
 afterAll(() => admin.end());
 
-async function connect(namespace: string, scheduler: SchedulerOptions = {}): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({
-    connectionString: testDatabaseUrl(),
-    namespace,
-    scheduler: { takeoverIntervalMs: 300, ...scheduler },
-  });
-  systems.push(system);
-  return system;
+function connect(namespace: string, scheduler: SchedulerOptions = {}): Promise<CoreSystem> {
+  return systems.connect({ namespace, scheduler: { takeoverIntervalMs: 300, ...scheduler } });
 }
 
 async function consumer(system: CoreSystem, pattern: string, received: CoreEvent[]): Promise<CoreNode> {

@@ -7,34 +7,25 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CoreSystem, type CoreEvent, type CoreNode } from "../../core/index.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CoreEvent, CoreNode, CoreSystem } from "../../core/index.js";
 import { Scheduler } from "../../core/schedules/scheduler.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { useSystems } from "../support/systems.js";
 import { sleep, waitUntil } from "../support/wait.js";
-import { firesOf, loggedEventsPerTime } from "../fixtures/schedule-helpers.js";
+import { firesOf, loggedEventsPerTime } from "../support/schedule-helpers.js";
 
 const RACE_MS = 10_000;
 
 let admin: pg.Pool;
-const systems: CoreSystem[] = [];
+const systems = useSystems();
 beforeAll(() => {
   admin = new pg.Pool({ connectionString: testDatabaseUrl(), max: 4 });
 });
-afterEach(async () => {
-  await Promise.all(systems.splice(0).map((system) => system.close()));
-});
 afterAll(() => admin.end());
 
-async function connect(namespace: string, applicationName: string): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({
-    connectionString: testDatabaseUrl(),
-    namespace,
-    applicationName,
-    scheduler: { takeoverIntervalMs: 300 },
-  });
-  systems.push(system);
-  return system;
+function connect(namespace: string, applicationName: string): Promise<CoreSystem> {
+  return systems.connect({ namespace, applicationName, scheduler: { takeoverIntervalMs: 300 } });
 }
 
 async function worker(system: CoreSystem, received: CoreEvent[]): Promise<CoreNode> {
@@ -110,7 +101,7 @@ describe("racing schedulers", () => {
     await sqlRace;
     await Promise.all(forced.map((scheduler) => scheduler.stop()));
     await Promise.all(clients.map((client) => client.end()));
-    await Promise.all(systems.map((system) => system.close()));
+    await systems.close();
 
     // The SQL calls: for each time, never two fires.
     expect(pairs.length).toBeGreaterThan(20);

@@ -5,27 +5,21 @@
  * from core.pg_cron_status() at run time, so this one file passes in both.
  */
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CoreSystem, InvalidNameError, ValidationError, type CoreEvent, type CoreNode, type ConnectOptions } from "../../core/index.js";
-import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CoreSystem, InvalidNameError, ValidationError, type CoreEvent, type CoreNode, type ConnectOptions } from "../../core/index.js";
+import { testDatabaseUrl } from "../support/database.js";
+import { useSystems } from "../support/systems.js";
 import { sleep, waitUntil } from "../support/wait.js";
-import { cronJob, cronJobsOfNamespace, firesOf, loggedEventsPerTime, pgCronStatus, type PgCronStatus } from "../fixtures/schedule-helpers.js";
+import { cronJob, cronJobsOfNamespace, firesOf, loggedEventsPerTime, pgCronStatus, type PgCronStatus } from "../support/schedule-helpers.js";
 
 const FAST = { pollInterval: 100 };
 
 let admin: pg.Pool;
 let cron: PgCronStatus;
-const systems: CoreSystem[] = [];
+const systems = useSystems({ label: "sched" });
 
-async function connect(extra: Partial<ConnectOptions> = {}): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({
-    connectionString: testDatabaseUrl(),
-    namespace: uniqueNamespace("sched"),
-    scheduler: { takeoverIntervalMs: 300 },
-    ...extra,
-  });
-  systems.push(system);
-  return system;
+function connect(extra: Partial<ConnectOptions> = {}): Promise<CoreSystem> {
+  return systems.connect({ scheduler: { takeoverIntervalMs: 300 }, ...extra });
 }
 
 beforeAll(async () => {
@@ -33,9 +27,6 @@ beforeAll(async () => {
   await connect(); // applies the migrations
   cron = await pgCronStatus(admin);
   console.log(`[schedules] pg_cron ${cron.usable ? `usable (${cron.version}, alter_job ${cron.can_alter ? "allowed" : "not allowed"})` : `not usable: ${cron.reason}`}`);
-});
-afterEach(async () => {
-  await Promise.all(systems.splice(0).map((system) => system.close()));
 });
 afterAll(() => admin.end());
 

@@ -11,7 +11,7 @@ import type { FastifyInstance } from "fastify";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, type CoreNode } from "../../core/index.js";
-import { buildServer } from "../../examples/server/app.js";
+import { buildServer } from "../../apps/server/app.js";
 import { dropNamespaceLeftovers, testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { canonicalJson, hostileHeaders, hostilePayload, hostileString, jsonForm, PROPERTY_RUNS, validType } from "./arbitraries.js";
 

@@ -13,6 +13,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, ErrorCode, groupQueueName, PermissionError, requestQueueName, type CoreNode, type CoreEvent } from "../../core/index.js";
 import { dropNamespaceLeftovers, testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { testSystems } from "../support/systems.js";
 import { waitUntil } from "../support/wait.js";
 import { canCreateRoles, dropRoles, expectNexusError, uniqueRoleName, urlAs } from "./support.js";
 
@@ -82,7 +83,7 @@ describe.skipIf(!privileged)(`namespace roles (${privileged ? "CREATEROLE availa
   let adminB: CoreSystem;
   let nodeB: CoreNode;
   let systemA: CoreSystem;
-  const systems: CoreSystem[] = [];
+  const systems = testSystems();
 
   /** What namespace B holds: the figures that must not change. */
   async function stateOfB(): Promise<Record<string, number>> {
@@ -127,12 +128,11 @@ describe.skipIf(!privileged)(`namespace roles (${privileged ? "CREATEROLE availa
 
     const role = await adminA.createNamespaceRole(nsA, { roleName: roleA, password });
     expect(role).toEqual({ roleName: roleA, namespace: nsA });
-    systemA = await CoreSystem.connect({ connectionString: urlAs(roleA, password), namespace: nsA, replies: "queue", eventLog: { maintenanceIntervalMs: 0 } });
-    systems.push(systemA);
+    systemA = await systems.connect({ connectionString: urlAs(roleA, password), namespace: nsA, replies: "queue", eventLog: { maintenanceIntervalMs: 0 } });
   });
 
   afterAll(async () => {
-    for (const system of systems) await system.close().catch(() => {});
+    await systems.close().catch(() => {});
     await dropNamespaceLeftovers(admin, nsA).catch(() => {});
     await dropNamespaceLeftovers(admin, nsB).catch(() => {});
     await adminA?.close();
@@ -201,8 +201,7 @@ describe.skipIf(!privileged)(`namespace roles (${privileged ? "CREATEROLE availa
 
   it("refuses every call of the API on namespace B with a PermissionError, and B is unchanged", async () => {
     const before = await stateOfB();
-    const intoB = await CoreSystem.connect({ connectionString: urlAs(roleA, password), namespace: nsB, replies: "queue", eventLog: { maintenanceIntervalMs: 0 } });
-    systems.push(intoB);
+    const intoB = await systems.connect({ connectionString: urlAs(roleA, password), namespace: nsB, replies: "queue", eventLog: { maintenanceIntervalMs: 0 } });
     const denied = ErrorCode.permissionDenied;
     await expectNexusError(() => intoB.registerNode({ displayName: "intruder" }), denied);
     await expectNexusError(() => intoB.deadLetters.list("orders"), denied);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CoreSystem, type CoreEvent } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { waitUntil } from "../support/wait.js";
-import { cronJob, firesOf, pgCronStatus, type PgCronStatus } from "../fixtures/schedule-helpers.js";
+import { cronJob, firesOf, pgCronStatus, type PgCronStatus } from "../support/schedule-helpers.js";
 
 let admin: pg.Pool;
 let system: CoreSystem;

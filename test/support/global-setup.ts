@@ -4,7 +4,7 @@
  * once, as a non-superuser, against a bare one); without it an embedded server starts.
  */
 import type { TestProject } from "vitest/node";
-import { resolveDatabaseServer } from "../../examples/shared/database.js";
+import { resolveDatabaseServer } from "../../apps/shared/database.js";
 
 declare module "vitest" {
   export interface ProvidedContext {

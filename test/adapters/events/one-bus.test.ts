@@ -18,18 +18,19 @@ import { EventPattern, Payload } from "@nestjs/microservices";
 import { lastValueFrom } from "rxjs";
 import { afterEach, describe, expect, it } from "vitest";
 import { PgClient, PgServer } from "../../../adapters/nestjs/index.js";
-import { CoreSystem, type CoreEvent } from "../../../core/index.js";
+import type { CoreEvent, CoreSystem } from "../../../core/index.js";
 import { PgEventEmitter, type PgEventEmitterOptions } from "../../../adapters/events/index.js";
 import { testDatabaseUrl, uniqueNamespace } from "../../support/database.js";
+import { testSystems } from "../../support/systems.js";
 import { sleep, waitUntil } from "../../support/wait.js";
 
 const FAST = { pollInterval: 100, backoff: { type: "fixed" as const, delay: 0 } };
 
-const systems: CoreSystem[] = [];
+const systems = testSystems();
 const nestClosers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const close of nestClosers.splice(0)) await close();
-  await Promise.all(systems.splice(0).map((system) => system.close()));
+  await systems.close();
 });
 
 /** What the Nest app's handler heard. */
@@ -55,10 +56,8 @@ async function nestApp(namespace: string): Promise<void> {
   nestClosers.push(() => app.close());
 }
 
-async function connect(namespace: string): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace });
-  systems.push(system);
-  return system;
+function connect(namespace: string): Promise<CoreSystem> {
+  return systems.connect({ namespace });
 }
 
 /** A started emitter on a system of its own (closed with the test's systems). */

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { CoreSystem, type CoreNode } from "../../../core/index.js";
 import { FixtureProcess } from "../../support/fixture-process.js";
-import { createEffectTable } from "./reconcile.js";
+import { createEffectTable } from "../../support/reconcile.js";
 
 /** The chaos cluster's database: NEXUS_CHAOS_DATABASE_URL, default the one setup-cluster.sh creates. */
 export function chaosDatabaseUrl(): string {

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { FixtureProcess } from "../../support/fixture-process.js";
 import { killAll, openScenario, produce, startConsumer, type ConsumerReport, type ConsumerSpec, type ProduceOptions, type ProduceOutcome, type Scenario } from "./cluster.js";
-import { formatReconciliation, reconcileWhenDrained, type Reconciliation } from "./reconcile.js";
+import { formatReconciliation, reconcileWhenDrained, type Reconciliation } from "../../support/reconcile.js";
 
 /** What a fault gets: the scenario, the running children (it may replace them) and how to start one more. */
 export interface FaultContext {

@@ -4,9 +4,9 @@ import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 /**
- * Runs the Moleculer adapter's suites (test/moleculer) against moleculer 0.15 installed in
- * this folder: `moleculer` is aliased here for the test process, and the child brokers load
- * register.mjs, which does the same for them. From the repository root:
+ * Runs the Moleculer adapter's suites (test/adapters/moleculer) against moleculer 0.15
+ * installed in this folder: `moleculer` is aliased here for the test process, and the child
+ * brokers load register.mjs, which does the same for them. From the repository root:
  * `npx vitest run --config test/matrix/moleculer15/vitest.config.ts`.
  */
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -17,7 +17,7 @@ export default defineConfig({
   root: repoRoot,
   resolve: { alias: [{ find: /^moleculer$/, replacement: moleculer }] },
   test: {
-    include: ["test/moleculer/**/*.test.ts"],
+    include: ["test/adapters/moleculer/**/*.test.ts"],
     globalSetup: ["test/support/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,

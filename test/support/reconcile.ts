@@ -5,8 +5,7 @@
  * both, never neither. Shared by the chaos suite, the backpressure test and bench/soak.ts.
  */
 import type pg from "pg";
-import type { CoreSystem } from "../../../core/index.js";
-import { assertGroup } from "../../../core/model/names.js";
+import { assertGroup, type CoreSystem } from "../../core/index.js";
 
 /** Per-group outcome counts. */
 export interface GroupReconciliation {

@@ -8,12 +8,12 @@
 import Moleculer from "moleculer";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CoreSystem } from "../../core/index.js";
-import { PgTransporter, PgTransporterConfigError, PG_TRANSPORTER_NAME } from "../../adapters/moleculer/index.js";
-import { balancedEventSubscription } from "../../adapters/moleculer/mapping.js";
-import { FixtureProcess } from "../support/fixture-process.js";
-import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
-import { waitUntil } from "../support/wait.js";
+import { CoreSystem } from "../../../core/index.js";
+import { PgTransporter, PgTransporterConfigError, PG_TRANSPORTER_NAME } from "../../../adapters/moleculer/index.js";
+import { balancedEventSubscription } from "../../../adapters/moleculer/mapping.js";
+import { FixtureProcess } from "../../support/fixture-process.js";
+import { testDatabaseUrl, uniqueNamespace } from "../../support/database.js";
+import { waitUntil } from "../../support/wait.js";
 import { startChild, stopChildren, supervisor, type BrokerReport, type ScenarioSetting } from "./harness.js";
 
 const children: FixtureProcess<BrokerReport>[] = [];

@@ -1,6 +1,6 @@
 /**
  * `npm run dev:server`: the HTTP ingest server alone. Database: CORE_DATABASE_URL, else
- * Docker or the embedded server in `.nexus/pgdata` (examples/shared/database.ts).
+ * Docker or the embedded server in `.nexus/pgdata` (apps/shared/database.ts).
  * Namespace: CORE_NAMESPACE (default `demo`); node id: CORE_NODE_ID. See serve.ts for the
  * server's own variables. SIGTERM/SIGINT: stop accepting, drain, close the node and system.
  */

@@ -5,7 +5,7 @@
  * SIGINT/SIGTERM, then stops in order: HTTP (draining requests), the worker (finishing
  * its handlers), the system, the database.
  *
- * Every variable of examples/server and examples/worker applies (PORT, HOST,
+ * Every variable of apps/server and apps/worker applies (PORT, HOST,
  * CORE_ADMIN_TOKEN, CORE_WORKER_EVENT, CORE_WORKER_SCHEDULE, ...). CORE_NODE_ID, when set,
  * goes to the server; the worker gets a random id.
  */

@@ -1,7 +1,7 @@
 /** Broker settings shared by the scenario suite's supervisor and its child brokers. */
 import type { Readable } from "node:stream";
 import Moleculer from "moleculer";
-import { PgTransporter } from "../../adapters/moleculer/index.js";
+import { PgTransporter } from "../../../adapters/moleculer/index.js";
 
 /** The transporters the scenarios run on. */
 export type TransporterKind = "nats" | "redis" | "pg";

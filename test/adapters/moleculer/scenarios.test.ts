@@ -9,9 +9,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import type Moleculer from "moleculer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
-import { waitUntil } from "../support/wait.js";
-import type { FixtureProcess } from "../support/fixture-process.js";
+import { testDatabaseUrl, uniqueNamespace } from "../../support/database.js";
+import { waitUntil } from "../../support/wait.js";
+import type { FixtureProcess } from "../../support/fixture-process.js";
 import { reportsOf, startChild, stopChildren, supervisor, type BrokerReport, type ScenarioSetting } from "./harness.js";
 import { callWithStream, transportersUnderTest, usesTransporterBalancer, type SerializerKind } from "./support.js";
 

@@ -1,6 +1,6 @@
 /**
  * `npm run dev:worker`: the worker alone. Database: CORE_DATABASE_URL, else Docker or the
- * embedded server in `.nexus/pgdata` (examples/shared/database.ts). Environment:
+ * embedded server in `.nexus/pgdata` (apps/shared/database.ts). Environment:
  * CORE_NAMESPACE (`demo`), CORE_WORKER_EVENT (pattern, `demo.*`), CORE_WORKER_GROUP
  * (`worker`), CORE_WORKER_SCHEDULE (cron expression of a heartbeat task; none when unset),
  * CORE_WORKER_CONCURRENCY (1), CORE_NODE_ID. SIGTERM/SIGINT: finish running handlers, stop.

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { CoreSystem } from "../../core/index.js";
-import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
+import { testDatabaseUrl, uniqueNamespace } from "./database.js";
 
 /** The repository's root: the CLI runs from there. */
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));

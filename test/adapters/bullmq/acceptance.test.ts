@@ -7,10 +7,10 @@
 import { randomUUID } from "node:crypto";
 import * as bullmq from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CoreSystem } from "../../core/index.js";
-import * as facade from "../../adapters/bullmq/index.js";
-import { testDatabaseUrl, uniqueNamespace } from "../support/database.js";
-import { deferred, sleep, waitUntil, within } from "../support/wait.js";
+import { CoreSystem } from "../../../core/index.js";
+import * as facade from "../../../adapters/bullmq/index.js";
+import { testDatabaseUrl, uniqueNamespace } from "../../support/database.js";
+import { deferred, sleep, waitUntil, within } from "../../support/wait.js";
 
 let system: CoreSystem;
 beforeAll(async () => {
