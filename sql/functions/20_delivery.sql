@@ -35,8 +35,12 @@ end;
 $$;
 
 -- core.drop_queue_if_exists(queue_name)
---   Drops the pgmq queue, with what it holds, when it exists. Locks: ACCESS EXCLUSIVE on
---   its tables.
+--   Drops the pgmq queue, with what it holds, when it exists: directly for a role that is
+--   not a namespace role, through core.drop_namespace_queue (as the owner, for a queue of
+--   its own namespace) for one that is. Returns nothing.
+--   Errors: 42501 when a namespace role drops a queue it was not granted.
+--   Locks: ACCESS EXCLUSIVE on its tables.
+--   (Live since migration 12, which added the namespace-role path.)
 create or replace function core.drop_queue_if_exists(p_queue text) returns void
 language plpgsql as $$
 begin
@@ -53,7 +57,13 @@ $$;
 -- core.subscribe(namespace, group, pattern, queue_name, kind)
 --   Records the durable subscription and creates the group's queue when it does not exist
 --   yet: for events with its dead-letter queue, for requests (kind 'request', the group's
---   request queue) without. Returns nothing. Locks: the subscription row.
+--   request queue) without. Creates the namespace row when missing. A role that is not a
+--   namespace role creates the queues with its own rights and, when the namespace has
+--   roles, grants them to those (core.grant_group_queues); a namespace role goes through
+--   core.ensure_namespace_queues, which checks the queue is the group's own.
+--   Returns nothing. Errors: 42501 (a namespace role naming another queue, or working in
+--   another namespace). Locks: the subscription row; pgmq.create's for a new queue.
+--   (Live since migration 12, which added the namespace-role path.)
 create or replace function core.subscribe(p_namespace text, p_group text, p_pattern text, p_queue text, p_kind text default 'event')
 returns void
 language plpgsql as $$
@@ -235,7 +245,7 @@ begin
        join unnest($1::bigint[], $2::integer[]) as mine(msg_id, read_ct)
          on q.msg_id = mine.msg_id and q.read_ct = mine.read_ct
       order by q.msg_id
-        for update of q', 'q_' || p_queue)
+        for update of q', core.queue_table(p_queue))
     using p_ids, p_read_counts;
   perform set_config('lock_timeout', v_lock_timeout, true);
 end;
@@ -278,7 +288,7 @@ begin
     return 'retry';
   end if;
 
-  execute format('select message, enqueued_at from pgmq.%I where msg_id = $1', 'q_' || p_queue)
+  execute format('select message, enqueued_at from pgmq.%I where msg_id = $1', core.queue_table(p_queue))
     into v_message, v_enqueued_at using p_msg_id;
   perform pgmq.send(p_queue || '_dlq', v_message || jsonb_build_object('deadLetter', jsonb_build_object(
     'error', p_error, 'attempts', p_attempt, 'firstFailedAt', v_first_failed_at, 'lastFailedAt', now(),
@@ -297,7 +307,7 @@ language plpgsql as $$
 begin
   return query execute format(
     'update pgmq.%I set vt = clock_timestamp(), read_ct = greatest(read_ct - 1, 0) where msg_id = any($1) returning msg_id',
-    'q_' || p_queue) using p_ids;
+    core.queue_table(p_queue)) using p_ids;
 end;
 $$;
 

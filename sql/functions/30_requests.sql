@@ -25,6 +25,12 @@ $$;
 
 -- core.ensure_node_queue(node_id)
 --   Creates the node's queue and its dead-letter queue when missing; returns the queue.
+--   A namespace role has them made by core.ensure_namespace_node_queue (as the owner,
+--   for a node of its namespace); another role makes them itself and grants them to the
+--   roles of the node's namespace, if it has any.
+--   Errors: 42501 (a namespace role and a node of another namespace, or an unknown one).
+--   Locks: pgmq.create's, only for a new queue.
+--   (Live since migration 12, which added the namespace-role path.)
 create or replace function core.ensure_node_queue(p_node_id uuid) returns text
 language plpgsql as $$
 declare
@@ -121,7 +127,11 @@ $$;
 -- core.broadcast(namespace, channel, payload, source_node)
 --   NOTIFYs every node of the namespace: '{"b": channel, "p": payload, "s": source}' when
 --   it fits, else the payload goes into core.broadcast_payloads and the NOTIFY carries
---   its id as "r". Non-durable: only live listeners hear it. Returns nothing.
+--   its id as "r". Non-durable: only live listeners hear it. Commits asynchronously
+--   (synchronous_commit off for the transaction). Returns nothing.
+--   Errors: 42501 when a namespace role broadcasts into another namespace (a NOTIFY
+--   touches no table, so no policy would stop it). Locks: none.
+--   (Live since migration 12, which added the namespace check.)
 create or replace function core.broadcast(p_namespace text, p_channel text, p_payload jsonb, p_source_node uuid) returns void
 language plpgsql as $$
 declare
@@ -141,7 +151,10 @@ $$;
 -- core.clean_up_namespace(namespace, node_queue_grace, broadcast_ttl)
 --   Housekeeping run with heartbeats: drops the queues of nodes stopped or dead for
 --   longer than the grace period, and large broadcast payloads older than the TTL.
---   Returns the number of node queues dropped. Locks: ACCESS EXCLUSIVE on dropped queues.
+--   Returns the number of node queues dropped. The queues are dropped through
+--   core.drop_queue_if_exists, so a namespace role can drop its namespace's node queues.
+--   Errors: none of its own. Locks: ACCESS EXCLUSIVE on dropped queues.
+--   (Live since migration 12, which routed the drops through core.drop_queue_if_exists.)
 create or replace function core.clean_up_namespace(p_namespace text, p_node_queue_grace interval, p_broadcast_ttl interval)
 returns integer
 language plpgsql as $$

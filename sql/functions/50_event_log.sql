@@ -412,7 +412,10 @@ $$;
 --   pgmq, whether the group has an event subscription on it, the window's upper bound
 --   clamped to now() (events emitted after the replay starts reach the group normally, so
 --   they are not replayed), and the number of logged events with emitted_at in
---   [from, cutoff) to replay (0 unless subscribed). Errors: none. Locks: none (reads).
+--   [from, cutoff) to replay (0 unless subscribed).
+--   Errors: 42501 when a namespace role plans a replay in another namespace (its policies
+--   would only make the plan find no subscription). Locks: none (reads).
+--   (Live since migration 12, which added the namespace check.)
 create or replace function core.replay_plan(p_namespace text, p_group text, p_queue text, p_patterns text[], p_from timestamptz, p_to timestamptz)
 returns table (queue_exists boolean, subscribed boolean, cutoff timestamptz, total bigint)
 language plpgsql stable as $$

@@ -8,7 +8,7 @@
 
 -- core.assert_dead_letter_queue(queue)
 --   Raises P0002 unless the group queue and its dead-letter queue both exist. Returns the
---   dead-letter queue's table name (pgmq.q_<queue>_dlq). Locks: none.
+--   dead-letter queue's table name (core.queue_table of '<queue>_dlq'). Locks: none.
 create or replace function core.assert_dead_letter_queue(p_queue text) returns text
 language plpgsql stable as $$
 begin
@@ -16,7 +16,7 @@ begin
      or not exists (select 1 from pgmq.meta m where m.queue_name = p_queue || '_dlq') then
     raise exception 'queue % does not exist', p_queue using errcode = 'no_data_found';
   end if;
-  return pgmq.format_table_name(p_queue || '_dlq', 'q');
+  return core.queue_table(p_queue || '_dlq');
 end;
 $$;
 

@@ -51,7 +51,7 @@ $$;
 --   does not exist. Used by the policy of core.message_failures. Locks: none.
 create or replace function core.queue_privilege(p_queue text, p_privilege text) returns boolean
 language sql stable as $$
-  select coalesce(has_table_privilege(to_regclass('pgmq.' || quote_ident('q_' || lower(p_queue))), p_privilege), false);
+  select coalesce(has_table_privilege(to_regclass(format('pgmq.%I', core.queue_table(p_queue))), p_privilege), false);
 $$;
 
 -- core.grant_queue(namespace, queue)
@@ -65,8 +65,8 @@ declare
   v_sequence text;
 begin
   for v_role in select r.role_name from core.namespace_roles r where r.namespace = p_namespace loop
-    foreach v_table in array array[to_regclass('pgmq.' || quote_ident('q_' || lower(p_queue))),
-                                   to_regclass('pgmq.' || quote_ident('a_' || lower(p_queue)))] loop
+    foreach v_table in array array[to_regclass(format('pgmq.%I', core.queue_table(p_queue))),
+                                   to_regclass(format('pgmq.%I', core.queue_table(p_queue, 'a')))] loop
       continue when v_table is null;
       execute format('grant select, insert, update, delete on %s to %I', v_table, v_role);
       v_sequence := pg_get_serial_sequence(v_table::text, 'msg_id');
@@ -158,7 +158,7 @@ $$;
 create or replace function core.drop_namespace_queue(p_queue text) returns void
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
-  v_table regclass := to_regclass('pgmq.' || quote_ident('q_' || lower(p_queue)));
+  v_table regclass := to_regclass(format('pgmq.%I', core.queue_table(p_queue)));
 begin
   if v_table is null then
     return;
