@@ -9,6 +9,7 @@
 -- core.pattern_regex(pattern)
 --   The anchored regular expression of a validated pattern: '*' is one segment,
 --   '**' one or more, anything else literal. Immutable; used by a generated column.
+--   Result: text (null for null). Errors: none. Locks: none.
 create or replace function core.pattern_regex(p_pattern text) returns text
 language sql immutable strict parallel safe as $$
   select '^' || string_agg(

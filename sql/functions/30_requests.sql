@@ -6,11 +6,14 @@
 -- types, policies, and for dropping a function or changing its arguments or result.
 -- First written in migrations 6 and 10.
 
--- Largest NOTIFY payload the package sends: PostgreSQL's limit is 8000 bytes.
+-- core.notify_limit()
+--   Largest NOTIFY payload the package sends: PostgreSQL's limit is 8000 bytes.
+--   Result: integer (7900). Errors: none. Locks: none.
 create or replace function core.notify_limit() returns integer language sql immutable parallel safe as 'select 7900';
 
 -- core.node_queue(node_id)
 --   The pgmq queue of a node: 'n_' and the node id's 32 hex digits. Immutable.
+--   Result: text (null for null). Errors: none. Locks: none.
 create or replace function core.node_queue(p_node_id uuid) returns text
 language sql immutable strict parallel safe as $$
   select 'n_' || replace(p_node_id::text, '-', '');
@@ -18,6 +21,7 @@ $$;
 
 -- core.node_channel(node_id)
 --   The NOTIFY channel of a node: 'nexus:n:<node id>'. Immutable.
+--   Result: text (null for null). Errors: none. Locks: none.
 create or replace function core.node_channel(p_node_id uuid) returns text
 language sql immutable strict parallel safe as $$
   select 'nexus:n:' || p_node_id::text;

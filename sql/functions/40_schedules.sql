@@ -18,7 +18,7 @@ $$;
 --   The pg_cron job name of a task: 'nexus:<namespace>:<name>' when it fits pg_cron's
 --   63-byte name type, else 'nexus~<prefix>~<16 hex digits of md5>' (readable names start
 --   with 'nexus:', hashed ones with 'nexus~', so the two forms never collide).
---   Deterministic and immutable.
+--   Deterministic and immutable. Errors: none. Locks: none.
 create or replace function core.task_job_name(p_namespace text, p_name text) returns text
 language sql immutable strict parallel safe as $$
   select case

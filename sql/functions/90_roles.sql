@@ -34,6 +34,7 @@ $$;
 --   The pgmq queue of a group: the same function as groupQueueName in core/names.ts
 --   (readable 'namespace__group' when unambiguous and short, else a sanitised prefix and
 --   the first 12 hex digits of sha256(namespace NUL group)). Immutable.
+--   Result: text (null when either argument is null). Errors: none. Locks: none.
 create or replace function core.group_queue_name(p_namespace text, p_group text) returns text
 language sql immutable strict parallel safe as $$
   select case
