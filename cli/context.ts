@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import pg from "pg";
 import type { Logger } from "pino";
 import { asError, assertNamespace, ConnectionError, CoreSystem, loadMigrations, redactConnectionString, type CoreNode } from "../core/index.js";
-import { toNexusError } from "../core/db/database.js";
+import { inspectSchema, toNexusError } from "../core/internal.js";
 import { CliFailure, UsageError } from "./errors.js";
 import { createCliLogger, LogSink, Progress } from "./logging.js";
 import { colorWanted, Output } from "./output.js";
@@ -35,6 +35,8 @@ export interface SchemaState {
   applied: number;
   shipped: number;
   state: "current" | "behind" | "ahead" | "missing";
+  /** Function files (`sql/functions/`) this database does not have as shipped: `nexus migrate` applies them. */
+  outdatedFunctionFiles: string[];
 }
 
 export class CliContext {
@@ -158,11 +160,13 @@ export class CliContext {
 export async function readSchemaState(pool: pg.Pool | pg.ClientBase): Promise<SchemaState> {
   const shipped = (await loadMigrations()).length;
   const exists = await pool.query<{ exists: boolean }>("select to_regclass('core.schema_migrations') is not null as exists");
-  if (!exists.rows[0]?.exists) return { applied: 0, shipped, state: "missing" };
+  if (!exists.rows[0]?.exists) return { applied: 0, shipped, state: "missing", outdatedFunctionFiles: [] };
   const { rows } = await pool.query<{ applied: number }>("select coalesce(max(version), 0)::int as applied from core.schema_migrations");
   const applied = rows[0]?.applied ?? 0;
-  if (applied === 0) return { applied: 0, shipped, state: "missing" };
-  return { applied, shipped, state: applied === shipped ? "current" : applied < shipped ? "behind" : "ahead" };
+  if (applied === 0) return { applied: 0, shipped, state: "missing", outdatedFunctionFiles: [] };
+  if (applied !== shipped) return { applied, shipped, state: applied < shipped ? "behind" : "ahead", outdatedFunctionFiles: [] };
+  const { outdatedFunctionFiles } = await inspectSchema(pool);
+  return { applied, shipped, state: outdatedFunctionFiles.length === 0 ? "current" : "behind", outdatedFunctionFiles };
 }
 
 /** Fails with what to do unless the schema is the shipped one. */
@@ -170,6 +174,9 @@ export function assertSchemaCurrent(schema: SchemaState, displayUrl: string): vo
   if (schema.state === "current") return;
   if (schema.state === "missing") {
     throw new CliFailure(`the database at ${displayUrl} has no Nexus Core schema: run nexus migrate first.`);
+  }
+  if (schema.state === "behind" && schema.applied === schema.shipped) {
+    throw new CliFailure(`the database at ${displayUrl} has outdated function files (${schema.outdatedFunctionFiles.join(", ")}): run nexus migrate.`);
   }
   if (schema.state === "behind") {
     throw new CliFailure(`the database at ${displayUrl} is at schema version ${schema.applied}; this release ships ${schema.shipped}: run nexus migrate.`);

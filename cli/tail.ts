@@ -14,7 +14,7 @@
  */
 import type pg from "pg";
 import type { Logger } from "pino";
-import { NotificationListener } from "../core/db/listener.js";
+import { NotificationListener } from "../core/internal.js";
 import { APPLICATION_NAME } from "./context.js";
 
 /** One logged event, as the tail prints it. */

@@ -1,7 +1,7 @@
 /**
- * `nexus migrate`: applies the shipped migrations (the library's `migrate`, under its
- * advisory lock, in one transaction) and prints the versions it applied. Each applied
- * file is reported on stderr as it goes.
+ * `nexus migrate`: applies the shipped migrations and function files (the library's
+ * `migrate`, under its advisory lock, in one transaction) and prints the versions and
+ * function files it applied. Each applied migration is reported on stderr as it goes.
  */
 import type { Command } from "commander";
 import { loadMigrations, migrate } from "../../core/index.js";
@@ -32,8 +32,14 @@ export function registerMigrate(program: Command): void {
           progress.done();
         }
       });
-      if (context.json) return context.output.printJson(report);
-      if (report.applied.length === 0) context.output.line(`schema already at version ${report.version}; nothing to apply`);
+      if (context.json) {
+        // `functionFiles` appears only when some were applied, so the output of a run with nothing to do is unchanged.
+        const { functionFiles, ...rest } = report;
+        return context.output.printJson(functionFiles.length > 0 ? report : rest);
+      }
+      if (report.applied.length === 0 && report.functionFiles.length === 0) context.output.line(`schema already at version ${report.version}; nothing to apply`);
+      else if (report.applied.length === 0) context.output.line(`schema at version ${report.version}`);
       else context.output.line(`applied version${report.applied.length === 1 ? "" : "s"} ${report.applied.join(", ")}; schema at version ${report.version}`);
+      if (report.functionFiles.length > 0) context.output.line(`applied function files ${report.functionFiles.join(", ")}`);
     });
 }

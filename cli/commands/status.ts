@@ -143,6 +143,9 @@ function describeSchema(schema: SchemaState, context: CliContext): string {
     case "current":
       return `version ${schema.applied} of ${schema.shipped} ${style.green("(current)")}`;
     case "behind":
+      if (schema.outdatedFunctionFiles.length > 0) {
+        return `version ${schema.applied} of ${schema.shipped}, function files ${schema.outdatedFunctionFiles.join(", ")} outdated ${style.yellow("(behind: run nexus migrate)")}`;
+      }
       return `version ${schema.applied} of ${schema.shipped} ${style.yellow("(behind: run nexus migrate)")}`;
     case "ahead":
       return `version ${schema.applied}, newer than this release's ${schema.shipped} ${style.red("(upgrade @nexus-core/core)")}`;

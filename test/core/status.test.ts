@@ -4,21 +4,17 @@
  * `disconnected` on close; and the scheduler's leader connection, the same reconnecting
  * primitive without automatic reconnects.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { CoreSystem, type SystemStatus } from "../../core/index.js";
+import { describe, expect, it } from "vitest";
+import type { CoreSystem, SystemStatus } from "../../core/index.js";
 import { isCoreSystem, openSystem } from "../../core/internal.js";
 import { testDatabaseUrl, uniqueNamespace, withClient } from "../support/database.js";
+import { useSystems } from "../support/systems.js";
 import { waitUntil } from "../support/wait.js";
 
-const systems: CoreSystem[] = [];
-afterEach(async () => {
-  await Promise.all(systems.splice(0).map((system) => system.close()));
-});
+const systems = useSystems({ label: "status" });
 
-async function connect(applicationName: string): Promise<CoreSystem> {
-  const system = await CoreSystem.connect({ connectionString: testDatabaseUrl(), namespace: uniqueNamespace("status"), applicationName });
-  systems.push(system);
-  return system;
+function connect(applicationName: string): Promise<CoreSystem> {
+  return systems.connect({ applicationName });
 }
 
 /** Ends the server side of every connection named `applicationName`; returns how many. */
@@ -79,8 +75,11 @@ describe("options or an existing system", () => {
     expect(reused).toEqual({ system: given, owned: false });
 
     const opened = await openSystem({ connectionString: testDatabaseUrl(), namespace: uniqueNamespace("open") });
-    systems.push(opened.system);
-    expect(opened.owned).toBe(true);
-    expect(opened.system).not.toBe(given);
+    try {
+      expect(opened.owned).toBe(true);
+      expect(opened.system).not.toBe(given);
+    } finally {
+      await opened.system.close();
+    }
   });
 });
