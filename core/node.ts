@@ -48,6 +48,22 @@ const EMIT_OPTION_KEYS = ["headers", "delay", "idempotencyKey", "client"] as con
 const BATCH_EVENT_KEYS = ["type", "payload", "headers", "delay", "idempotencyKey"] as const;
 const REQUEST_OPTION_KEYS = ["timeout", "headers", "signal", "durable"] as const;
 
+/**
+ * How a direct message travels: `queue` (default) through the target's queue, in order,
+ * retried and dead-lettered, kept while the target is down; `direct` as a NOTIFY on the
+ * target's channel, in order, at most once (lost when the target is down or its handler
+ * throws), about a round trip instead of a queue write and read.
+ */
+export type Delivery = "queue" | "direct";
+
+/** Options of {@link CoreNode.sendTo}. */
+export interface SendToOptions {
+  /** Headers carried to the handler. */
+  headers?: Record<string, string>;
+  /** The path: `queue` (default) or `direct`; see {@link Delivery}. */
+  delivery?: Delivery;
+}
+
 /** What {@link CoreNode}'s constructor needs; nodes are made by `CoreSystem.registerNode`. */
 export interface CoreNodeInit {
   services: NodeServices;
@@ -187,8 +203,9 @@ export class CoreNode {
    * Sends a direct message to one node's own queue. Messages from this node to one target
    * are handled there in the order of the calls. Resolves once the message is committed.
    */
-  async sendTo(nodeId: string, type: string, payload: unknown, options: { headers?: Record<string, string> } = {}): Promise<void> {
-    assertKnownKeys("node.sendTo options", options ?? null, ["headers"]);
+  async sendTo(nodeId: string, type: string, payload: unknown, options: SendToOptions = {}): Promise<void> {
+    assertKnownKeys("node.sendTo options", options ?? null, ["headers", "delivery"]);
+    const delivery = this.#assertDelivery(options.delivery);
     if (!isUuid(nodeId)) {
       throw new ValidationError("nodeId", `sendTo needs the target's node id (a UUID); got ${JSON.stringify(nodeId)}.`);
     }
@@ -196,13 +213,18 @@ export class CoreNode {
     assertPayload(payload, this.#context.limits.maxPayloadBytes);
     assertHeaders(options.headers);
     try {
-      await this.#inbox.sendTo(nodeId, type, payload, options.headers);
+      if (delivery === "direct") await this.#inbox.sendDirect(nodeId, type, payload, options.headers);
+      else await this.#inbox.sendTo(nodeId, type, payload, options.headers);
     } catch (error) {
       throw this.#context.toError(error, `send ${type} to node ${nodeId}`);
     }
   }
 
-  /** Handles direct messages (from `sendTo`) whose type matches `pattern`; a throw retries, then dead-letters. */
+  /**
+   * Handles direct messages (from `sendTo`) whose type matches `pattern`. From the queue
+   * path a throw retries, then dead-letters; from the direct path it is logged and the
+   * message dropped (at most once).
+   */
   onDirect<TPayload = unknown>(pattern: string, handler: EventHandler<TPayload>): void {
     this.#assertNotStopped("receive direct messages");
     assertPattern(pattern);
@@ -326,6 +348,21 @@ export class CoreNode {
         .finally(() => this.#scheduleMaintenance(intervalMs));
     }, delayMs);
     this.#maintenanceTimer.unref();
+  }
+
+  /** The delivery path of a direct message: `queue` (default) or `direct`, which isolated namespaces refuse. */
+  #assertDelivery(delivery: unknown): Delivery {
+    if (delivery === undefined || delivery === "queue") return "queue";
+    if (delivery !== "direct") {
+      throw new ValidationError("delivery", `delivery must be 'queue' or 'direct'; got ${JSON.stringify(delivery)}.`);
+    }
+    if (this.#services.replies.viaQueue) {
+      throw new ValidationError(
+        "delivery",
+        "delivery 'direct' travels in NOTIFY payloads, which any role of the database can read; this system was connected with replies: 'queue' (an isolated namespace), so it sends through queues only. Use delivery: 'queue'.",
+      );
+    }
+    return "direct";
   }
 
   #assertNotStopped(action: string): void {

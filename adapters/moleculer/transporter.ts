@@ -1,6 +1,9 @@
 /**
  * PgTransporter: Moleculer's transporter contract translated onto the core. Targeted
- * packets go to the target node's own queue (`sendTo` / `onDirect`), broadcasts over
+ * packets (REQ, RES, targeted EVENT, INFO, PING/PONG to one node) go to the target node
+ * with `sendTo` / `onDirect`: on the core's direct path by default (a NOTIFY, at most
+ * once, as Moleculer's Redis and NATS transporters deliver them), or through the node's
+ * queue with `delivery: "queue"`; broadcasts over
  * NOTIFY (`broadcast` / `onBroadcast`), and, with `disableBalancer`, balanced requests and
  * events to durable group queues (`emit` / `onEvent`) acknowledged once Moleculer's
  * handler has finished. The delivery itself (order, retries, dead letters, clean-up of
@@ -8,7 +11,7 @@
  */
 import { randomUUID } from "node:crypto";
 import Moleculer from "moleculer";
-import { asError, assertNamespace, ErrorCode, InvalidStateError, NexusError, CONNECT_OPTION_KEYS, assertKnownKeys, assertWholeNumber, type BackoffOptions, type ConnectOptions, type CoreEvent, type CoreNode, type CoreSystem, type Logger, type SystemStatus } from "../../core/index.js";
+import { asError, assertNamespace, ErrorCode, InvalidStateError, NexusError, CONNECT_OPTION_KEYS, assertKnownKeys, assertWholeNumber, type BackoffOptions, type ConnectOptions, type CoreEvent, type CoreNode, type CoreSystem, type Delivery, type Logger, type SystemStatus } from "../../core/index.js";
 import { openSystem } from "../../core/internal.js";
 import { PgTransporterConfigError } from "./errors.js";
 import { balancedEventSubscription, balancedEventType, balancedRequest, decode, encode, packetType, PREFIX, type BroadcastPayload, type DirectPayload, type PacketPayload } from "./mapping.js";
@@ -28,7 +31,7 @@ export interface PgBalancedOptions {
 }
 
 const BALANCED_OPTION_KEYS = ["concurrency", "prefetch", "maxAttempts", "backoff", "visibilityTimeout"] as const;
-const TRANSPORTER_OPTION_KEYS = ["connectionString", "namespace", "core", "balanced", "connectionCheckIntervalMs", "stopGraceMs"] as const;
+const TRANSPORTER_OPTION_KEYS = ["connectionString", "namespace", "core", "system", "delivery", "balanced", "connectionCheckIntervalMs", "stopGraceMs"] as const;
 
 /** Options of {@link PgTransporter}. */
 export interface PgTransporterOptions {
@@ -43,6 +46,14 @@ export interface PgTransporterOptions {
   core?: Omit<ConnectOptions, "connectionString" | "namespace">;
   /** Consumption of the balanced group queues. */
   balanced?: PgBalancedOptions;
+  /**
+   * How targeted packets travel (REQ, RES, targeted EVENT, INFO and PING/PONG to one
+   * node): `direct` (default), a NOTIFY on the target's channel, at most once, as on
+   * Moleculer's Redis and NATS transporters; or `queue`, through the target's queue,
+   * kept while it is down. A system connected with `replies: 'queue'` (an isolated
+   * namespace) uses `queue`, saying so once in the log.
+   */
+  delivery?: Delivery;
   /**
    * An open `CoreSystem` to use instead of connecting (then `connectionString`, `namespace`
    * and `core` are not needed; the transporter leaves closing it to its owner).
@@ -120,6 +131,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
   #node: CoreNode | undefined;
   #logger: Logger | undefined;
   #ownsSystem = false;
+  #delivery: Delivery = "direct";
   #stopWatching: (() => void) | undefined;
   #reconnecting = false;
   /**
@@ -219,6 +231,11 @@ export class PgTransporter extends Moleculer.Transporters.Base {
       throw error;
     }
     this.#ownsSystem = owned;
+    this.#delivery = this.#options.delivery ?? "direct";
+    if (this.#delivery === "direct" && system.repliesViaQueue) {
+      this.#delivery = "queue";
+      this.#logger?.warn("targeted packets go through node queues: this system sends replies through queues (an isolated namespace), and the direct path would put them in NOTIFY payloads");
+    }
     if (this.#options.connectionCheckIntervalMs !== undefined) {
       this.#logger?.warn("PgTransporter's connectionCheckIntervalMs is deprecated and has no effect: the transporter follows the core's status events");
     }
@@ -301,7 +318,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
         return;
       }
       const direct: DirectPayload = { ...payload, n: this.nodeID };
-      await node.sendTo(target, packetType(packet.type), direct);
+      await node.sendTo(target, packetType(packet.type), direct, { delivery: this.#delivery });
       return;
     }
     const broadcast: BroadcastPayload = { ...payload, n: this.nodeID, u: node.nodeId };
@@ -451,6 +468,9 @@ function validateTransporterOptions(options: PgTransporterOptions): void {
   assertKnownKeys("PgTransporter options", options, TRANSPORTER_OPTION_KEYS);
   assertKnownKeys("PgTransporter options.core", options.core, CONNECT_OPTION_KEYS.filter((key) => key !== "connectionString" && key !== "namespace"), "core");
   assertKnownKeys("PgTransporter options.balanced", options.balanced, BALANCED_OPTION_KEYS, "balanced");
+  if (options.delivery !== undefined && options.delivery !== "direct" && options.delivery !== "queue") {
+    throw new PgTransporterConfigError("delivery", `delivery must be 'direct' or 'queue'; got ${JSON.stringify(options.delivery)}.`);
+  }
   assertWholeNumber("balanced.concurrency", options.balanced?.concurrency, { min: 1, max: 1000 });
   assertWholeNumber("balanced.prefetch", options.balanced?.prefetch, { min: 1, max: 1000, unit: "messages" });
   assertWholeNumber("connectionCheckIntervalMs", options.connectionCheckIntervalMs, { min: 1, unit: "milliseconds" });

@@ -2,7 +2,10 @@
  * Coalescing: calls made in the same turn of the event loop are sent together, as one
  * statement and one commit. On this kind of machine a commit costs ~0.1-0.4 ms, so a
  * hundred concurrent emits or requests cost one commit instead of a hundred (DESIGN.md,
- * performance model). Used by emits (publisher.ts) and requests (inbox.ts).
+ * performance model). Used by emits (publisher.ts), requests and direct messages
+ * (requests/inbox.ts). A `serial` coalescer keeps one chunk in flight: what arrives
+ * meanwhile waits and leaves in the next chunk, so chunks commit in the order they were
+ * made (direct messages keep their order across turns this way).
  */
 
 interface Waiting<TItem, TResult> {
@@ -15,16 +18,19 @@ interface Waiting<TItem, TResult> {
 export class Coalescer<TItem, TResult> {
   #waiting: Waiting<TItem, TResult>[] = [];
   #scheduled = false;
+  #inFlight = false;
 
   /**
    * @param send sends a chunk of items and returns one result per item, in order; a
    *   rejection fails every item of the chunk (they shared one transaction).
    * @param weight how much of a chunk an item takes (an emit of 50 events takes 50).
+   * @param serial one chunk in flight at a time (see the module comment).
    */
   constructor(
     private readonly send: (items: TItem[]) => Promise<TResult[]>,
     private readonly weight: (item: TItem) => number = () => 1,
     private readonly maxWeight = 500,
+    private readonly serial = false,
   ) {}
 
   /** Queues `item` for this turn's chunk; resolves with its result. */
@@ -40,7 +46,16 @@ export class Coalescer<TItem, TResult> {
 
   #flush(): void {
     this.#scheduled = false;
-    while (this.#waiting.length > 0) void this.#sendChunk(this.#takeChunk());
+    if (!this.serial) {
+      while (this.#waiting.length > 0) void this.#sendChunk(this.#takeChunk());
+      return;
+    }
+    if (this.#inFlight || this.#waiting.length === 0) return;
+    this.#inFlight = true;
+    void this.#sendChunk(this.#takeChunk()).finally(() => {
+      this.#inFlight = false;
+      this.#flush();
+    });
   }
 
   #takeChunk(): Waiting<TItem, TResult>[] {

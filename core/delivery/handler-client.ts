@@ -5,7 +5,7 @@
  * has finished or timed out, the client refuses further use.
  */
 import type pg from "pg";
-import { ClosedError } from "../model/errors.js";
+import { ClosedError, asError } from "../model/errors.js";
 
 const SAVEPOINT = "nexus_handler";
 
@@ -58,5 +58,54 @@ export class SavepointClient implements HandlerClient {
     await this.#running;
     await this.#raw.query(keep ? `release savepoint ${SAVEPOINT}` : `rollback to savepoint ${SAVEPOINT}`);
     if (!keep) await this.#raw.query(`release savepoint ${SAVEPOINT}`);
+  }
+}
+
+/**
+ * @internal The client of a handler on the direct path, which runs outside any
+ * transaction: the first query opens one on a pooled connection, and {@link finish}
+ * commits or rolls it back. A handler that never queries costs nothing.
+ */
+export class LazyTransactionClient implements HandlerClient {
+  readonly #pool: pg.Pool;
+  #client: Promise<pg.PoolClient> | undefined;
+  #closedBecause: string | undefined;
+
+  constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    if (this.#closedBecause) throw new ClosedError(`The handler's transaction client (${this.#closedBecause})`);
+    this.#client ??= this.#begin();
+    const client = await this.#client;
+    return typeof text === "string" ? client.query<R>(text, values) : client.query<R>(text);
+  }
+
+  /** Ends the handler's use: commits its writes or rolls them back, and returns the connection. */
+  async finish(commit: boolean): Promise<void> {
+    this.#closedBecause ??= "the handler has finished";
+    const opening = this.#client;
+    if (!opening) return;
+    const client = await opening.catch(() => undefined);
+    if (!client) return;
+    try {
+      await client.query(commit ? "commit" : "rollback");
+      client.release();
+    } catch (error) {
+      client.release(asError(error));
+      throw error;
+    }
+  }
+
+  async #begin(): Promise<pg.PoolClient> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query("begin");
+      return client;
+    } catch (error) {
+      client.release(asError(error));
+      throw error;
+    }
   }
 }

@@ -58,3 +58,12 @@ export interface CancelEnvelope {
 
 /** Anything that arrives on a node's channel or queue. */
 export type NodeEnvelope = ReplyEnvelope | CancelEnvelope | EventEnvelope;
+
+/** A direct message too large for NOTIFY: its envelope waits in `core.broadcast_payloads` under `r`. */
+export interface StoredEnvelope {
+  kind: "ref";
+  r: number;
+}
+
+/** What arrives on a node's channel: replies, cancellations, direct messages (or where one is stored). */
+export type ChannelEnvelope = ReplyEnvelope | CancelEnvelope | EventEnvelope | StoredEnvelope;

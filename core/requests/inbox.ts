@@ -1,8 +1,9 @@
 /**
  * A node's inbox: its channel `nexus:n:<node id>` and its queue `n_<node id>`. Replies to
  * its requests and cancellations of its streams arrive there, and so do direct messages
- * (`sendTo`), always through the queue so that they keep their order, and the copies of
- * events the node subscribed for itself alone (`onNodeEvent`).
+ * (`sendTo`): through the queue by default, in order, retried and dead-lettered; or on
+ * the direct path (`direct.ts`), by NOTIFY, at most once; and the copies of events the
+ * node subscribed for itself alone (`onNodeEvent`).
  */
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
@@ -14,7 +15,8 @@ import type { EventHandler } from "../model/events.js";
 import type { NotificationListener } from "../db/listener.js";
 import type { NamespaceContext } from "../model/context.js";
 import type { Logger } from "../model/logger.js";
-import type { EventEnvelope, NodeEnvelope, RequestEnvelope } from "../model/messages.js";
+import type { ChannelEnvelope, EventEnvelope, RequestEnvelope } from "../model/messages.js";
+import { DirectMessages } from "./direct.js";
 import { ensureNodeQueue } from "./queries/ensure-node-queue.js";
 import { sendRequests } from "./queries/send-requests.js";
 import { Coalescer } from "../db/coalescer.js";
@@ -46,6 +48,7 @@ export class NodeInbox {
   #nodeEventRoutes: Route<EventHandler>[] = [];
   readonly #outboxes = new Map<string, Outbox>();
   readonly #consumer: QueueConsumer;
+  readonly #direct: DirectMessages;
   #opening: Promise<void> | undefined;
 
   constructor(context: NamespaceContext, inbox: InboxInit) {
@@ -65,6 +68,7 @@ export class NodeInbox {
       },
     });
     this.queue = `n_${init.nodeId.replace(/-/g, "")}`;
+    this.#direct = new DirectMessages(context, init.nodeId, this.#directRoutes);
     this.#consumer = new QueueConsumer({
       pool: init.pool,
       name: `node ${init.nodeId}`,
@@ -144,6 +148,11 @@ export class NodeInbox {
     return sent;
   }
 
+  /** Sends a direct message to `nodeId` on the direct path (at most once; see direct.ts). */
+  sendDirect(nodeId: string, type: string, payload: unknown, headers: Record<string, string> | undefined): Promise<void> {
+    return this.#direct.send(nodeId, type, payload, headers);
+  }
+
   /** Wakes the queue reader (after a reconnect, notifications may have been missed). */
   wake(): void {
     this.#consumer.wake();
@@ -152,7 +161,7 @@ export class NodeInbox {
   /** Stops reading the queue and listening on the channel. */
   async close(graceMs: number): Promise<void> {
     this.requester.failAll(new ClosedError(`Node ${this.#init.nodeId} (it stopped before its request was answered)`));
-    await this.#consumer.stop(graceMs);
+    await Promise.all([this.#consumer.stop(graceMs), this.#direct.close(graceMs)]);
     await this.#init.listener.unlisten(`nexus:n:${this.#init.nodeId}`);
   }
 
@@ -173,14 +182,15 @@ export class NodeInbox {
 
   #onNotification(payload: string): void {
     if (payload === "") return this.#consumer.wake();
-    let envelope: NodeEnvelope;
+    let envelope: ChannelEnvelope;
     try {
-      envelope = JSON.parse(payload) as NodeEnvelope;
+      envelope = JSON.parse(payload) as ChannelEnvelope;
     } catch {
       this.#init.logger.warn({ payload: payload.slice(0, 200) }, "ignored a malformed notification on the node channel");
       return;
     }
     if (envelope.kind === "reply") this.requester.receive(envelope);
     else if (envelope.kind === "cancel") this.#init.onCancel(envelope.c);
+    else if (envelope.kind === "direct" || envelope.kind === "ref") this.#direct.receive(envelope);
   }
 }

@@ -3,8 +3,8 @@ import type { Readable } from "node:stream";
 import Moleculer from "moleculer";
 import { PgTransporter } from "../../../adapters/moleculer/index.js";
 
-/** The transporters the scenarios run on. */
-export type TransporterKind = "nats" | "redis" | "pg";
+/** The transporters the scenarios run on: PgTransporter with its default (direct) targeted packets, and with `delivery: "queue"`. */
+export type TransporterKind = "nats" | "redis" | "pg" | "pg-queue";
 /** The serializers the scenarios run with (one text, one binary at least). */
 export type SerializerKind = "JSON" | "MsgPack" | "Notepack";
 
@@ -18,8 +18,8 @@ export const moleculerVersion: string = (Moleculer.ServiceBroker as unknown as {
  * 0.14.6 and older spoke only nats 1.x).
  */
 export function transportersUnderTest(): TransporterKind[] {
-  if (process.env.NEXUS_MOLECULER_PEERS !== "1") return ["pg"];
-  return ["nats", "redis", "pg"];
+  if (process.env.NEXUS_MOLECULER_PEERS !== "1") return ["pg", "pg-queue"];
+  return ["nats", "redis", "pg", "pg-queue"];
 }
 
 /** The broker options for one node of a scenario. */
@@ -37,7 +37,11 @@ export function brokerOptions(options: {
       ? { type: "NATS", options: { url: "nats://127.0.0.1:4222" } }
       : options.transporter === "redis"
         ? { type: "Redis", options: { host: "127.0.0.1", port: 6379, enableReadyCheck: false } }
-        : new PgTransporter({ connectionString: options.databaseUrl, ...(typeof options.pg === "object" ? options.pg : {}) });
+        : new PgTransporter({
+            connectionString: options.databaseUrl,
+            ...(options.transporter === "pg-queue" ? { delivery: "queue" as const } : {}),
+            ...(typeof options.pg === "object" ? options.pg : {}),
+          });
   return {
     nodeID: options.nodeID,
     namespace: options.namespace,
