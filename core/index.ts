@@ -17,6 +17,7 @@ export {
   ClosedError,
   RequestTimeoutError,
   NoResponderError,
+  ResponderGoneError,
   RemoteError,
   HandlerTimeoutError,
   CancelledError,

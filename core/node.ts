@@ -22,6 +22,8 @@ import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload 
 import type { RequestHandler } from "./requests/dispatch.js";
 import { NodeInbox } from "./requests/inbox.js";
 import type { RequestOptions } from "./requests/requester.js";
+import type { ResponderDirectory } from "./requests/responders.js";
+import type { RequestEnvelope } from "./model/messages.js";
 import type { Scheduler } from "./schedules/scheduler.js";
 import type { ScheduledTask, ScheduledTaskStatus, ScheduleTaskOptions, Schedules } from "./schedules/tasks.js";
 
@@ -40,13 +42,15 @@ export interface NodeServices {
   /** How responders reply: through queues only (isolated namespaces), and with stacks or not. */
   readonly replies: { readonly viaQueue: boolean; readonly sendStacks: boolean };
   readonly registry: NodeRegistry;
+  /** Who answers which requests directly (the system's view, shared by its nodes). */
+  readonly directory: ResponderDirectory;
   readonly eventLog: EventLog;
   readonly schedules: Schedules;
 }
 
 const EMIT_OPTION_KEYS = ["headers", "delay", "idempotencyKey", "client"] as const;
 const BATCH_EVENT_KEYS = ["type", "payload", "headers", "delay", "idempotencyKey"] as const;
-const REQUEST_OPTION_KEYS = ["timeout", "headers", "signal", "durable"] as const;
+const REQUEST_OPTION_KEYS = ["timeout", "headers", "signal", "delivery", "durable"] as const;
 
 /**
  * How a direct message travels: `queue` (default) through the target's queue, in order,
@@ -93,6 +97,9 @@ export class CoreNode {
   readonly #subscriptions: NodeSubscriptions;
   readonly #inbox: NodeInbox;
   #beating: Promise<void> | undefined;
+  readonly #stopWatchingResponders: () => void;
+  /** True once this node announced its request patterns for the direct path. */
+  #answersDirect = false;
   #started = false;
   #stopped = false;
   #scheduler: Scheduler | undefined;
@@ -115,8 +122,11 @@ export class CoreNode {
     this.#inbox = new NodeInbox(this.#context, {
       nodeId: init.nodeId,
       listener: init.services.listener,
+      directory: init.services.directory,
       onCancel: (correlationId) => this.#subscriptions.cancel(correlationId),
+      onRequest: (request) => void this.#answerDirect(request),
     });
+    this.#stopWatchingResponders = init.services.directory.onDown((nodeId) => this.#inbox.requester.failTarget(nodeId));
   }
 
   /**
@@ -166,10 +176,11 @@ export class CoreNode {
    * `code` and `data`. A request whose caller has given up (its timeout passed before it
    * was read) is not run.
    */
-  onRequest<TPayload = unknown>(pattern: string, handler: RequestHandler<TPayload>, options: RespondOptions = {}): Promise<void> {
+  async onRequest<TPayload = unknown>(pattern: string, handler: RequestHandler<TPayload>, options: RespondOptions = {}): Promise<void> {
     this.#assertNotStopped("answer requests");
-    if (options?.group === undefined && !isValidGroup(this.displayName)) return Promise.reject(this.#defaultGroupError("onRequest"));
-    return this.#subscriptions.addRequest(pattern, handler as RequestHandler, options.group ?? this.displayName, options);
+    if (options?.group === undefined && !isValidGroup(this.displayName)) throw this.#defaultGroupError("onRequest");
+    await this.#subscriptions.addRequest(pattern, handler as RequestHandler, options.group ?? this.displayName, options);
+    await this.#announceResponder();
   }
 
   /**
@@ -323,6 +334,7 @@ export class CoreNode {
     await this.#inbox.open();
     for (const pattern of this.#inbox.nodeEventPatterns()) await this.#recordNodeEvent(pattern);
     await this.#subscriptions.start();
+    await this.#announceResponder();
     if (!this.#stopped) this.#scheduler = this.#services.schedules.startScheduler(this.nodeId, this.logger);
     this.#scheduleMaintenance(5_000 + Math.random() * 25_000);
     this.logger.info("node started");
@@ -381,6 +393,13 @@ export class CoreNode {
   #validateRequest(type: string, payload: unknown, options: RequestOptions): void {
     this.#assertNotStopped("send requests");
     assertKnownKeys("node.request options", options ?? null, REQUEST_OPTION_KEYS);
+    if (options.durable !== undefined) {
+      throw new ValidationError(
+        "durable",
+        "durable is retired: use delivery: 'queue' (the default: another instance runs the request if its responder dies) or delivery: 'direct' (at most once, what durable: false was).",
+      );
+    }
+    this.#assertDelivery(options.delivery);
     assertEventType(type, "request type");
     assertPayload(payload, this.#context.limits.maxPayloadBytes);
     assertHeaders(options.headers);
@@ -409,7 +428,26 @@ export class CoreNode {
 
   /** Sends one heartbeat now and marks silent peers dead (the timer does this on its own). */
   async heartbeat(): Promise<void> {
-    await this.#services.registry.heartbeat(this.nodeId, this.logger, this.#stopped);
+    const dead = await this.#services.registry.heartbeat(this.nodeId, this.logger, this.#stopped);
+    await this.#services.directory.withdraw(dead, this.nodeId);
+  }
+
+  /** Tells the namespace which requests this started node answers directly (none in an isolated namespace). */
+  async #announceResponder(): Promise<void> {
+    const patterns = this.#subscriptions.requestPatterns();
+    if (!this.#started || this.#stopped || patterns.length === 0 || this.#services.replies.viaQueue) return;
+    this.#answersDirect = true;
+    await this.#services.directory.announce(this.nodeId, patterns);
+  }
+
+  /** Answers a request that came on the direct path, and sends its reply on the direct path. */
+  async #answerDirect(request: RequestEnvelope): Promise<void> {
+    try {
+      const replies = await this.#subscriptions.answerDirect(request);
+      await this.#inbox.replyDirect(replies);
+    } catch (error) {
+      this.logger.warn({ err: asError(error), type: request.type, requester: request.replyTo }, "could not answer a direct request");
+    }
   }
 
   /**
@@ -424,6 +462,9 @@ export class CoreNode {
     this.#stopped = true;
     clearInterval(this.#heartbeatTimer);
     clearTimeout(this.#maintenanceTimer);
+    // Requesters stop choosing this node at once, and fail what they sent it directly.
+    if (this.#answersDirect) await this.#services.directory.withdraw([this.nodeId], this.nodeId);
+    this.#stopWatchingResponders();
     await this.#scheduler?.stop();
     const graceMs = options.graceMs ?? 10_000;
     await this.#subscriptions.stop(graceMs);

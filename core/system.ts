@@ -19,6 +19,7 @@ import { EventLog, resolveEventLogOptions, type EventLogMaintenanceReport, type 
 import type { ReplayOptions, ReplayResult } from "./event-log/replay.js";
 import { Broadcasts, type BroadcastHandler } from "./membership/broadcasts.js";
 import { NodeRegistry, type NodeTimings } from "./membership/registry.js";
+import { ResponderDirectory } from "./requests/responders.js";
 import { Metrics, validateMetricsOptions, type ConsumerObserver, type MetricsOptions, type MetricsSnapshot, type TopQueries } from "./metrics/metrics.js";
 import type { NamespaceContext } from "./model/context.js";
 import { ClosedError, ValidationError } from "./model/errors.js";
@@ -158,6 +159,7 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
   readonly #publisher: Publisher;
   readonly #broadcasts: Broadcasts;
   readonly #registry: NodeRegistry;
+  readonly #directory: ResponderDirectory;
   readonly #eventLog: EventLog;
   readonly #metrics: Metrics;
   readonly #schedulerSettings: SchedulerSettings;
@@ -190,6 +192,7 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
     this.#publisher = new Publisher(this.#context);
     this.#broadcasts = new Broadcasts(this.#context);
     this.#registry = new NodeRegistry(this.#context, timings);
+    this.#directory = new ResponderDirectory(this.#broadcasts, logger);
     this.#eventLog = new EventLog(this.#context, resolveEventLogOptions(options.eventLog));
     this.#schedulerSettings = schedulerSettings(options.scheduler, directConnectionString, applicationName);
     this.schedules = new Schedules(this.#context, this.#schedulerSettings);
@@ -372,6 +375,7 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
       observe: (group, kind) => this.consumerObserver(group, kind),
       replies: { viaQueue: this.repliesViaQueue, sendStacks: this.sendErrorStacks },
       registry: this.#registry,
+      directory: this.#directory,
       eventLog: this.#eventLog,
       schedules: this.schedules,
     };

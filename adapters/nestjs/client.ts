@@ -1,10 +1,11 @@
 /**
  * `PgClient`: a Nest `ClientProxy` on the core. `send` is a core request (a stream of reply
- * values), `emit` a core event resolved once committed.
+ * values), on the direct path by default (what Nest's Redis and NATS transports promise),
+ * `emit` a core event resolved once committed.
  */
 import { EventEmitter } from "node:events";
 import { ClientProxy, type ReadPacket, type WritePacket } from "@nestjs/microservices";
-import { CONNECT_OPTION_KEYS, ErrorCode, InvalidStateError, NoResponderError, RemoteError, assertKnownKeys, type CoreNode, type CoreSystem } from "../../core/index.js";
+import { CONNECT_OPTION_KEYS, ErrorCode, InvalidStateError, NoResponderError, RemoteError, assertKnownKeys, type CoreNode, type CoreSystem, type Delivery } from "../../core/index.js";
 import { connectionOf, openConnection, type PgConnectionOptions } from "./connection.js";
 import { NestErrorCode, PgNestOptionsError } from "./errors.js";
 import { coreTypeOf, NEST_PACKET_HEADER } from "./mapping.js";
@@ -26,13 +27,21 @@ export interface PgClientOptions extends PgConnectionOptions {
    * Observable errors with the core's `RequestTimeoutError` (default 30,000).
    */
   timeout?: number;
+  /**
+   * How `send` travels: `direct` (default), a NOTIFY to one live instance of the server,
+   * at most once, as on Nest's Redis and NATS transports; or `queue`, through the
+   * server group's request queue, run again by another instance if one dies mid-request.
+   * A system connected with `replies: 'queue'` (an isolated namespace) uses `queue`,
+   * saying so once in the log.
+   */
+  delivery?: Delivery;
   /** Nest's producer serializer: when given, the whole serialised packet is the core payload (with header `nest-packet: 1`). */
   serializer?: { serialize(value: unknown, options?: Record<string, unknown>): unknown };
   /** Nest's producer deserializer, applied to each reply value (pair it with the server's serializer). */
   deserializer?: { deserialize(value: unknown, options?: Record<string, unknown>): unknown };
 }
 
-const OWN_OPTIONS = ["nodeName", "timeout", "serializer", "deserializer"] as const;
+const OWN_OPTIONS = ["nodeName", "timeout", "delivery", "serializer", "deserializer"] as const;
 
 /** Events {@link PgClient.on} accepts. */
 export interface PgClientEvents {
@@ -53,6 +62,7 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
   readonly #events = new EventEmitter();
   #connecting: Promise<{ node: CoreNode; system: CoreSystem; owned: boolean; stopWatching: () => void }> | undefined;
   #node: CoreNode | undefined;
+  #delivery: Delivery = "direct";
 
   constructor(options: PgClientOptions) {
     super();
@@ -62,6 +72,9 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
     assertKnownKeys("PgClient options", options, [...CONNECT_OPTION_KEYS, "system", ...OWN_OPTIONS]);
     if (options.timeout !== undefined && !(Number.isInteger(options.timeout) && options.timeout > 0)) {
       throw new PgNestOptionsError("timeout", `timeout must be a positive whole number of milliseconds; got ${String(options.timeout)}.`);
+    }
+    if (options.delivery !== undefined && options.delivery !== "direct" && options.delivery !== "queue") {
+      throw new PgNestOptionsError("delivery", `delivery must be 'direct' or 'queue'; got ${JSON.stringify(options.delivery)}.`);
     }
     this.#options = options;
     this.initializeSerializer(options);
@@ -110,6 +123,11 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
     const { system, owned } = await openConnection(connectionOf(this.#options, OWN_OPTIONS), "PgClient");
     const node = await system.registerNode({ displayName: this.#options.nodeName ?? "nest-client" });
     this.#node = node;
+    this.#delivery = this.#options.delivery ?? "direct";
+    if (this.#delivery === "direct" && system.repliesViaQueue) {
+      this.#delivery = "queue";
+      node.logger.warn("PgClient sends through request queues: this system sends replies through queues (an isolated namespace), and the direct path would put requests in NOTIFY payloads");
+    }
     const stopWatching = watchStatus(system, (status) => this._status$.next(status));
     return { node, system, owned, stopWatching };
   }
@@ -125,6 +143,7 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
           timeout: this.#options.timeout ?? DEFAULT_SEND_TIMEOUT_MS,
           headers: options.headers,
           signal: abort.signal,
+          delivery: this.#delivery,
         });
         for await (const value of values) callback({ response: await this.#response(value) });
         callback({ isDisposed: true });

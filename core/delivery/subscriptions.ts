@@ -4,10 +4,13 @@
  */
 import type pg from "pg";
 import { assertBackoff, DEFAULT_BACKOFF } from "../model/backoff.js";
-import { QueueConsumer, type ConsumerSettings, type Dispatcher } from "./consumer.js";
+import { QueueConsumer, type ConsumerSettings, type Dispatcher, type FollowUp } from "./consumer.js";
+import { LazyTransactionClient } from "./handler-client.js";
+import type { QueueMessage } from "./queries/read-messages.js";
 import { EventDispatcher, patternMatcher, type Route } from "./dispatch.js";
 import { RequestDispatcher, type ReplyOptions, type RequestHandler } from "../requests/dispatch.js";
-import { ValidationError } from "../model/errors.js";
+import { HandlerTimeoutError, ValidationError } from "../model/errors.js";
+import type { RequestEnvelope } from "../model/messages.js";
 import type { EventHandler, SubscribeOptions } from "../model/events.js";
 import type { NamespaceContext } from "../model/context.js";
 import type { Logger } from "../model/logger.js";
@@ -133,6 +136,49 @@ export class NodeSubscriptions {
     const entry = this.#events.get(group);
     if (entry) entry.routes = entry.routes.filter((route) => route.pattern !== pattern);
     return unsubscribe(this.#pool, this.#namespace, group, pattern);
+  }
+
+  /** The patterns this node answers requests of (in any group). */
+  requestPatterns(): string[] {
+    return [...new Set([...this.#requests.values()].flatMap((entry) => entry.routes.map((route) => route.pattern)))];
+  }
+
+  /**
+   * Answers a request that came on the direct path: the handler of the first request
+   * group here whose pattern matches runs outside a transaction (`ctx.client` opens one on
+   * first use, committed when the handler returns), bounded by the group's `timeout`.
+   * Resolves with the final reply to send (a stream's values leave as they come).
+   */
+  async answerDirect(request: RequestEnvelope): Promise<FollowUp> {
+    const entry = [...this.#requests.values()].find((candidate) => candidate.routes.some((route) => route.matches(request.type)));
+    const dispatcher = (entry?.dispatcher as RequestDispatcher | undefined) ?? new RequestDispatcher("(none on this node)", () => [], this.#replies);
+    const now = new Date();
+    const message: QueueMessage = { msgId: request.id, readCount: 1, enqueuedAt: now, readAt: now, receivedAt: performance.now(), message: request };
+    const client = new LazyTransactionClient(this.#pool);
+    const controller = new AbortController();
+    const timeoutMs = entry?.settings.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const handled = dispatcher.deliver(message, { transaction: client, signal: controller.signal });
+      const timedOut =
+        timeoutMs === undefined
+          ? undefined
+          : new Promise<never>((_, reject) => {
+              timer = setTimeout(() => {
+                const error = new HandlerTimeoutError(`request ${request.type}`, timeoutMs);
+                controller.abort(error);
+                reject(error);
+              }, timeoutMs);
+            });
+      const replies = (await (timedOut ? Promise.race([handled, timedOut]) : handled)) ?? [];
+      await client.finish(true);
+      return replies;
+    } catch (error) {
+      await client.finish(false).catch(() => {});
+      return dispatcher.failed(message, error);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** A requester cancelled request `correlationId`: stop its stream if it runs here. */

@@ -46,8 +46,8 @@ export class NodeRegistry {
     }
   }
 
-  /** One heartbeat of `nodeId`, then the namespace's housekeeping; logs through the node's `logger`. */
-  async heartbeat(nodeId: string, logger: Logger, stopping: boolean): Promise<void> {
+  /** One heartbeat of `nodeId`, then the namespace's housekeeping; logs through the node's `logger`. Resolves with the nodes it marked dead. */
+  async heartbeat(nodeId: string, logger: Logger, stopping: boolean): Promise<string[]> {
     const { pool, namespace } = this.#context;
     const alive = await touchNodeHeartbeat(pool, nodeId);
     if (!alive && !stopping) logger.warn("heartbeat found this node stopped or unregistered");
@@ -57,6 +57,7 @@ export class NodeRegistry {
     if (unsubscribed > 0) logger.info({ subscriptions: unsubscribed }, "removed the own subscriptions of nodes gone for longer than the grace period");
     const dropped = await cleanUpNamespace(pool, namespace, this.timings.nodeQueueGraceMs, BROADCAST_PAYLOAD_TTL_MS);
     if (dropped > 0) logger.info({ queues: dropped }, "dropped the queues of nodes gone for longer than the grace period");
+    return dead;
   }
 
   /** Marks `nodeId` stopped. */

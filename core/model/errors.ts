@@ -16,6 +16,8 @@ export const ErrorCode = {
   closed: "ERR_NEXUS_CLOSED",
   requestTimeout: "ERR_NEXUS_REQUEST_TIMEOUT",
   noResponder: "ERR_NEXUS_NO_RESPONDER",
+  /** The node a direct request went to stopped or died before it answered. */
+  responderGone: "ERR_NEXUS_RESPONDER_GONE",
   remote: "ERR_NEXUS_REMOTE",
   handlerTimeout: "ERR_NEXUS_HANDLER_TIMEOUT",
   cancelled: "ERR_NEXUS_CANCELLED",
@@ -136,14 +138,34 @@ export class NoResponderError extends NexusError {
   /** The request's type. */
   readonly type: string;
 
-  constructor(type: string, namespace: string) {
+  constructor(type: string, namespace: string, delivery: "queue" | "direct" = "queue") {
     super(
       ErrorCode.noResponder,
-      `No group in namespace ${namespace} answers requests of type ${type}: register one with node.onRequest(pattern, handler) ` +
-        `(and start its node) before sending.`,
+      delivery === "direct"
+        ? `No live node in namespace ${namespace} answers requests of type ${type} directly: start a node with node.onRequest(pattern, handler) ` +
+            `(connected without replies: 'queue'), or send with delivery: 'queue'.`
+        : `No group in namespace ${namespace} answers requests of type ${type}: register one with node.onRequest(pattern, handler) ` +
+            `(and start its node) before sending.`,
       { retryable: true },
     );
     this.type = type;
+  }
+}
+
+/**
+ * The node a direct request went to stopped (at once) or was marked dead (its heartbeat
+ * lapsed) before it answered. The request ran at most once there, maybe partly.
+ */
+export class ResponderGoneError extends NexusError {
+  /** The request's type. */
+  readonly type: string;
+  /** The node that went away. */
+  readonly nodeId: string;
+
+  constructor(type: string, nodeId: string) {
+    super(ErrorCode.responderGone, `The node ${nodeId} answering request ${type} directly went away before it replied; the request ran at most once there.`, { retryable: true });
+    this.type = type;
+    this.nodeId = nodeId;
   }
 }
 

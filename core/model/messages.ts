@@ -66,4 +66,4 @@ export interface StoredEnvelope {
 }
 
 /** What arrives on a node's channel: replies, cancellations, direct messages (or where one is stored). */
-export type ChannelEnvelope = ReplyEnvelope | CancelEnvelope | EventEnvelope | StoredEnvelope;
+export type ChannelEnvelope = ReplyEnvelope | CancelEnvelope | EventEnvelope | RequestEnvelope | StoredEnvelope;

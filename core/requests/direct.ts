@@ -1,5 +1,6 @@
 /**
- * The direct path (at most once) for messages addressed to one live node: each travels
+ * The direct path (at most once) for messages addressed to one live node (direct
+ * messages, and direct requests and their replies): each travels
  * as a NOTIFY on the target's channel, and everything a process sends in one turn of the
  * event loop leaves in one statement with an asynchronous commit (`core.send_direct`).
  * One statement is in flight at a time, so messages keep their order across turns, and
@@ -17,7 +18,7 @@ import { fetchBroadcastPayload } from "../membership/queries/broadcast.js";
 import type { NamespaceContext } from "../model/context.js";
 import { NoHandlerError, asError } from "../model/errors.js";
 import type { CoreEvent, EventHandler, HandlerContext } from "../model/events.js";
-import type { EventEnvelope, StoredEnvelope } from "../model/messages.js";
+import type { ChannelEnvelope, EventEnvelope, StoredEnvelope } from "../model/messages.js";
 import type { EventHeaders } from "../model/payload.js";
 import { sendDirect } from "./queries/send-direct.js";
 
@@ -34,14 +35,25 @@ export class DirectMessages {
   readonly #outgoing: Coalescer<Outgoing, void>;
   readonly #running = new Set<Promise<void>>();
   readonly #stopping = new AbortController();
+  readonly #other: (envelope: Exclude<ChannelEnvelope, EventEnvelope | StoredEnvelope>) => void;
   /** The last received message still waiting for a stored payload; later ones wait behind it. */
   #ordered: Promise<void> | undefined;
 
-  /** `routes` are the node's `onDirect` handlers, shared with its queue path. */
-  constructor(context: NamespaceContext, nodeId: string, routes: Route<EventHandler>[]) {
+  /**
+   * `routes` are the node's `onDirect` handlers, shared with its queue path; `other`
+   * takes the rest of what arrives on the direct path (requests, replies, cancellations),
+   * in order.
+   */
+  constructor(
+    context: NamespaceContext,
+    nodeId: string,
+    routes: Route<EventHandler>[],
+    other: (envelope: Exclude<ChannelEnvelope, EventEnvelope | StoredEnvelope>) => void,
+  ) {
     this.#context = context;
     this.#nodeId = nodeId;
     this.#routes = routes;
+    this.#other = other;
     this.#outgoing = new Coalescer<Outgoing, void>(
       async (items) => {
         await sendDirect(context.pool, context.namespace, items.map((item) => item.nodeId), items.map((item) => item.message));
@@ -64,16 +76,21 @@ export class DirectMessages {
       emittedAt: new Date().toISOString(),
       sourceNode: this.#nodeId,
     };
+    return this.sendEnvelope(nodeId, envelope);
+  }
+
+  /** Sends any envelope of the node channel (a request, a reply) to `nodeId` on the direct path. */
+  sendEnvelope(nodeId: string, envelope: Exclude<ChannelEnvelope, StoredEnvelope>): Promise<void> {
     return this.#outgoing.add({ nodeId, message: JSON.stringify(envelope) });
   }
 
-  /** A direct message (or where one is stored) arrived on the node's channel. */
-  receive(envelope: EventEnvelope | StoredEnvelope): void {
-    if (envelope.kind !== "ref" && this.#ordered === undefined) return this.#start(envelope);
+  /** Something arrived on the node's channel: handled in arrival order, a stored one fetched in its place. */
+  receive(envelope: ChannelEnvelope): void {
+    if (envelope.kind !== "ref" && this.#ordered === undefined) return this.#dispatch(envelope);
     const resolved = envelope.kind === "ref" ? this.#fetch(envelope) : Promise.resolve(envelope);
     const previous = this.#ordered ?? Promise.resolve();
     const mine = previous.then(() => resolved).then((stored) => {
-      if (stored) this.#start(stored);
+      if (stored) this.#dispatch(stored);
     });
     this.#ordered = mine;
     void mine.finally(() => {
@@ -91,9 +108,14 @@ export class DirectMessages {
     this.#stopping.abort(new Error("the node is stopping"));
   }
 
-  async #fetch(stored: StoredEnvelope): Promise<EventEnvelope | undefined> {
+  #dispatch(envelope: Exclude<ChannelEnvelope, StoredEnvelope>): void {
+    if (envelope.kind === "request" || envelope.kind === "reply" || envelope.kind === "cancel") this.#other(envelope);
+    else this.#start(envelope);
+  }
+
+  async #fetch(stored: StoredEnvelope): Promise<Exclude<ChannelEnvelope, StoredEnvelope> | undefined> {
     try {
-      const envelope = (await fetchBroadcastPayload(this.#context.pool, stored.r)) as EventEnvelope | undefined;
+      const envelope = (await fetchBroadcastPayload(this.#context.pool, stored.r)) as Exclude<ChannelEnvelope, StoredEnvelope> | undefined;
       if (!envelope) this.#context.logger.warn({ payloadId: stored.r }, "a large direct message was gone before it was fetched; dropped");
       return envelope;
     } catch (error) {

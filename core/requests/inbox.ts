@@ -15,7 +15,8 @@ import type { EventHandler } from "../model/events.js";
 import type { NotificationListener } from "../db/listener.js";
 import type { NamespaceContext } from "../model/context.js";
 import type { Logger } from "../model/logger.js";
-import type { ChannelEnvelope, EventEnvelope, RequestEnvelope } from "../model/messages.js";
+import type { ChannelEnvelope, EventEnvelope, ReplyEnvelope, RequestEnvelope } from "../model/messages.js";
+import type { ResponderDirectory } from "./responders.js";
 import { DirectMessages } from "./direct.js";
 import { ensureNodeQueue } from "./queries/ensure-node-queue.js";
 import { sendRequests } from "./queries/send-requests.js";
@@ -28,6 +29,10 @@ import { DEFAULT_BACKOFF } from "../model/backoff.js";
 export interface InboxInit {
   nodeId: string;
   listener: NotificationListener;
+  /** Who answers which requests directly (the system's view). */
+  directory: ResponderDirectory;
+  /** A direct request arrived: answer it (see `NodeSubscriptions.answerDirect`). */
+  onRequest: (request: RequestEnvelope) => void;
   /** A requester cancelled a stream this node may be sending. */
   onCancel: (correlationId: string) => void;
 }
@@ -61,6 +66,11 @@ export class NodeInbox {
     });
     this.requester = new Requester(init.nodeId, init.namespace, {
       send: (envelope: RequestEnvelope) => requests.add(envelope),
+      sendDirect: async (envelope: RequestEnvelope) => {
+        const target = await init.directory.pick(envelope.type);
+        if (target !== undefined) await this.#direct.sendEnvelope(target, envelope);
+        return target;
+      },
       cancel: (responder, correlationId) => {
         sendToNode(init.pool, responder, { kind: "cancel", c: correlationId }, false).catch((error: unknown) =>
           init.logger.warn({ err: asError(error), correlationId }, "could not cancel a stream"),
@@ -68,7 +78,11 @@ export class NodeInbox {
       },
     });
     this.queue = `n_${init.nodeId.replace(/-/g, "")}`;
-    this.#direct = new DirectMessages(context, init.nodeId, this.#directRoutes);
+    this.#direct = new DirectMessages(context, init.nodeId, this.#directRoutes, (envelope) => {
+      if (envelope.kind === "reply") this.requester.receive(envelope);
+      else if (envelope.kind === "cancel") this.#init.onCancel(envelope.c);
+      else this.#init.onRequest(envelope);
+    });
     this.#consumer = new QueueConsumer({
       pool: init.pool,
       name: `node ${init.nodeId}`,
@@ -153,6 +167,11 @@ export class NodeInbox {
     return this.#direct.send(nodeId, type, payload, headers);
   }
 
+  /** Sends the replies to a direct request on the direct path. */
+  async replyDirect(replies: { node: string; message: unknown }[]): Promise<void> {
+    await Promise.all(replies.map((reply) => this.#direct.sendEnvelope(reply.node, reply.message as ReplyEnvelope)));
+  }
+
   /** Wakes the queue reader (after a reconnect, notifications may have been missed). */
   wake(): void {
     this.#consumer.wake();
@@ -189,8 +208,6 @@ export class NodeInbox {
       this.#init.logger.warn({ payload: payload.slice(0, 200) }, "ignored a malformed notification on the node channel");
       return;
     }
-    if (envelope.kind === "reply") this.requester.receive(envelope);
-    else if (envelope.kind === "cancel") this.#init.onCancel(envelope.c);
-    else if (envelope.kind === "direct" || envelope.kind === "ref") this.#direct.receive(envelope);
+    this.#direct.receive(envelope);
   }
 }

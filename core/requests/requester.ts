@@ -6,7 +6,7 @@
  * dropped.
  */
 import { randomUUID } from "node:crypto";
-import { CancelledError, ErrorCode, NoResponderError, RemoteError, RequestTimeoutError } from "../model/errors.js";
+import { CancelledError, ErrorCode, NoResponderError, RemoteError, RequestTimeoutError, ResponderGoneError } from "../model/errors.js";
 
 /** How long replies to a request the caller gave up on are answered with a cancellation. */
 const ABANDONED_TTL_MS = 60_000;
@@ -25,10 +25,17 @@ export interface RequestOptions {
   /** Cancels the request (and a running stream on the responder). */
   signal?: AbortSignal;
   /**
-   * True (default): if its responder dies mid-request, another instance runs it (at least
-   * once). False: run at most once; a responder crash means a timeout. Either way the
-   * caller gets at most one reply.
+   * How the request travels (the caller gets at most one reply either way):
+   * - `queue` (default): through the responder group's queue; if its responder dies
+   *   mid-request, another instance runs it (at least once).
+   * - `direct`: a NOTIFY to one live node that answers the type, chosen round robin from
+   *   the namespace's responders; the handler runs outside a transaction unless it uses
+   *   `ctx.client`. At most once: if that node stops, the request fails at once with a
+   *   `ResponderGoneError`; if it dies, at the caller's timeout or when its heartbeat
+   *   lapses, whichever comes first. Refused by systems connected with `replies: 'queue'`.
    */
+  delivery?: "queue" | "direct";
+  /** @deprecated Retired: use `delivery` (`durable: false` was at most once: `delivery: "direct"`). Passing it throws a `ValidationError`. */
   durable?: boolean;
 }
 
@@ -36,6 +43,8 @@ export interface RequestOptions {
 export interface RequesterTransport {
   /** Sends the request to its responder group; resolves false when no group answers the type. */
   send(envelope: RequestEnvelope): Promise<boolean>;
+  /** Sends the request to one live node that answers its type directly; resolves with that node, or undefined when there is none. */
+  sendDirect(envelope: RequestEnvelope): Promise<string | undefined>;
   /** Tells a responder node to stop a stream. */
   cancel(responderNode: string, correlationId: string): void;
 }
@@ -47,6 +56,8 @@ interface Pending {
   nextSeq: number;
   early: Map<number, ReplyEnvelope>;
   responder: string | undefined;
+  /** The node a direct request went to. */
+  target: string | undefined;
   push: (reply: ReplyEnvelope) => void;
   fail: (error: Error) => void;
 }
@@ -116,6 +127,13 @@ export class Requester {
     for (const pending of this.#pending.values()) pending.fail(error);
   }
 
+  /** Node `nodeId` went away: its direct requests in flight fail now. */
+  failTarget(nodeId: string): void {
+    for (const pending of this.#pending.values()) {
+      if (pending.target === nodeId) pending.fail(new ResponderGoneError(pending.type, nodeId));
+    }
+  }
+
   async *#exchange(type: string, payload: unknown, options: RequestOptions): AsyncGenerator<{ value: unknown; stream: boolean }> {
     const id = randomUUID();
     const timeoutMs = options.timeout ?? 30_000;
@@ -129,6 +147,7 @@ export class Requester {
       nextSeq: 0,
       early: new Map(),
       responder: undefined,
+      target: undefined,
       push: (reply) => {
         inbox.push(reply);
         this.#arm(pending, id);
@@ -146,7 +165,7 @@ export class Requester {
     try {
       if (options.signal?.aborted) throw new CancelledError(`Request ${type}`, options.signal.reason);
       this.#arm(pending, id);
-      const routed = await this.transport.send({
+      const envelope: RequestEnvelope = {
         kind: "request",
         id,
         type,
@@ -154,10 +173,15 @@ export class Requester {
         headers: options.headers ?? {},
         replyTo: this.nodeId,
         timeoutMs,
-        durable: options.durable ?? true,
+        durable: true,
         sourceNode: this.nodeId,
-      });
-      if (!routed) throw new NoResponderError(type, this.namespace);
+      };
+      if (options.delivery === "direct") {
+        pending.target = await this.transport.sendDirect(envelope);
+        if (pending.target === undefined) throw new NoResponderError(type, this.namespace, "direct");
+      } else if (!(await this.transport.send(envelope))) {
+        throw new NoResponderError(type, this.namespace);
+      }
       for (;;) {
         const reply = inbox.shift();
         if (reply) {

@@ -12,7 +12,7 @@ import { Ctx, EventPattern, MessagePattern, Payload } from "@nestjs/microservice
 import { lastValueFrom } from "rxjs";
 import { afterEach, describe, expect, it } from "vitest";
 import { CoreSystem, RequestTimeoutError } from "../../../core/index.js";
-import { PgClient, PgRecordBuilder, PgServer, type PgContext, type PgServerOptions } from "../../../adapters/nestjs/index.js";
+import { NO_MESSAGE_HANDLER, PgClient, PgRecordBuilder, PgServer, type PgContext, type PgServerOptions } from "../../../adapters/nestjs/index.js";
 import { testDatabaseUrl, uniqueNamespace, withClient } from "../../support/database.js";
 import { FixtureProcess } from "../../support/fixture-process.js";
 import { sleep, waitUntil } from "../../support/wait.js";
@@ -74,8 +74,8 @@ async function startServer(namespace: string, options: Partial<PgServerOptions> 
   return app;
 }
 
-async function client(namespace: string, timeout = 10_000): Promise<PgClient> {
-  const proxy = new PgClient({ connectionString: testDatabaseUrl(), namespace, timeout });
+async function client(namespace: string, timeout = 10_000, delivery: "direct" | "queue" = "direct"): Promise<PgClient> {
+  const proxy = new PgClient({ connectionString: testDatabaseUrl(), namespace, timeout, delivery });
   closers.push(() => proxy.close());
   await proxy.connect();
   return proxy;
@@ -138,20 +138,30 @@ describe("PgServer and PgClient on PostgreSQL", () => {
     ]);
   });
 
-  it("times a request to a down responder out clearly, and does not answer it after the responder returns", async () => {
+  it.each([
+    { delivery: "queue" as const, expected: "a RequestTimeoutError at the client's timeout" },
+    { delivery: "direct" as const, expected: "Nest's no-handler error at once (the default)" },
+  ])("fails a request to a down responder clearly ($expected) and does not answer it after the responder returns", async ({ delivery }) => {
     const namespace = uniqueNamespace("nest-down");
     const app = await startServer(namespace);
-    const proxy = await client(namespace, 1_000);
+    const proxy = await client(namespace, 1_000, delivery);
     await expect(lastValueFrom(proxy.send({ cmd: "slow" }, 2))).resolves.toBe(4);
     await app.close();
     closers.splice(closers.length - 2, 1);
 
     const answers: unknown[] = [];
+    const sentAt = performance.now();
     const failure = await new Promise<unknown>((resolve) =>
       proxy.send({ cmd: "slow" }, 3).subscribe({ next: (value) => answers.push(value), error: resolve, complete: () => resolve(undefined) }),
     );
-    expect(failure).toBeInstanceOf(RequestTimeoutError);
-    expect((failure as Error).message).toMatch(/got no reply within 1000 ms/);
+    if (delivery === "queue") {
+      expect(failure).toBeInstanceOf(RequestTimeoutError);
+      expect((failure as Error).message).toMatch(/got no reply within 1000 ms/);
+    } else {
+      // The core's NoResponderError, as Nest's own transports report a pattern nobody serves.
+      expect(failure).toBe(NO_MESSAGE_HANDLER);
+      expect(performance.now() - sentAt, "no wait for the timeout").toBeLessThan(1_000);
+    }
 
     log.served = 0;
     await startServer(namespace);
