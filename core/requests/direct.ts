@@ -27,6 +27,19 @@ interface Outgoing {
   message: string;
 }
 
+/** The envelope of a direct message from `sourceNode`, on either path. */
+export function directEnvelope(sourceNode: string, type: string, payload: unknown, headers: EventHeaders | undefined): EventEnvelope {
+  return {
+    kind: "direct",
+    id: randomUUID(),
+    type,
+    payload,
+    ...(headers ? { headers } : {}),
+    emittedAt: new Date().toISOString(),
+    sourceNode,
+  };
+}
+
 /** A node's direct messages: sending them, and handing received ones to their handlers in order. */
 export class DirectMessages {
   readonly #context: NamespaceContext;
@@ -67,16 +80,7 @@ export class DirectMessages {
 
   /** Sends one message to `nodeId`; resolves once its statement committed (not once it was handled). */
   send(nodeId: string, type: string, payload: unknown, headers: EventHeaders | undefined): Promise<void> {
-    const envelope: EventEnvelope = {
-      kind: "direct",
-      id: randomUUID(),
-      type,
-      payload,
-      ...(headers ? { headers } : {}),
-      emittedAt: new Date().toISOString(),
-      sourceNode: this.#nodeId,
-    };
-    return this.sendEnvelope(nodeId, envelope);
+    return this.sendEnvelope(nodeId, directEnvelope(this.#nodeId, type, payload, headers));
   }
 
   /** Sends any envelope of the node channel (a request, a reply) to `nodeId` on the direct path. */

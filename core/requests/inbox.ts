@@ -5,7 +5,6 @@
  * the direct path (`direct.ts`), by NOTIFY, at most once; and the copies of events the
  * node subscribed for itself alone (`onNodeEvent`).
  */
-import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { QueueConsumer } from "../delivery/consumer.js";
 import { ClosedError, asError } from "../model/errors.js";
@@ -17,7 +16,7 @@ import type { NamespaceContext } from "../model/context.js";
 import type { Logger } from "../model/logger.js";
 import type { ChannelEnvelope, EventEnvelope, ReplyEnvelope, RequestEnvelope } from "../model/messages.js";
 import type { ResponderDirectory } from "./responders.js";
-import { DirectMessages } from "./direct.js";
+import { DirectMessages, directEnvelope } from "./direct.js";
 import { ensureNodeQueue } from "./queries/ensure-node-queue.js";
 import { sendRequests } from "./queries/send-requests.js";
 import { Coalescer } from "../db/coalescer.js";
@@ -146,15 +145,7 @@ export class NodeInbox {
    * the previous one committed.
    */
   sendTo(nodeId: string, type: string, payload: unknown, headers: Record<string, string> | undefined): Promise<void> {
-    const envelope: EventEnvelope = {
-      kind: "direct",
-      id: randomUUID(),
-      type,
-      payload,
-      ...(headers ? { headers } : {}),
-      emittedAt: new Date().toISOString(),
-      sourceNode: this.#init.nodeId,
-    };
+    const envelope = directEnvelope(this.#init.nodeId, type, payload, headers);
     const outbox = this.#outboxes.get(nodeId) ?? { waiting: [], sending: false };
     this.#outboxes.set(nodeId, outbox);
     const sent = new Promise<void>((resolve, reject) => outbox.waiting.push({ envelope, resolve, reject }));
