@@ -106,6 +106,8 @@ export class NodeSubscriptions {
   readonly #observe: (group: string, kind: Kind) => ConsumerObserver;
   readonly #events = new Map<string, GroupEntry<EventHandler>>();
   readonly #requests = new Map<string, GroupEntry<RequestHandler>>();
+  /** Direct requests being answered, with what aborts each when a stop's grace runs out. */
+  readonly #answering = new Map<Promise<unknown>, AbortController>();
   #started = false;
 
   /** `context.logger` is the node's; `observe` gives each group's consumer its metrics. */
@@ -158,8 +160,11 @@ export class NodeSubscriptions {
     const controller = new AbortController();
     const timeoutMs = entry?.settings.timeoutMs;
     let timer: NodeJS.Timeout | undefined;
+    const handled = dispatcher.deliver(message, { transaction: client, signal: controller.signal });
+    const settled = handled.catch(() => {});
+    this.#answering.set(settled, controller);
+    void settled.finally(() => this.#answering.delete(settled));
     try {
-      const handled = dispatcher.deliver(message, { transaction: client, signal: controller.signal });
       const timedOut =
         timeoutMs === undefined
           ? undefined
@@ -204,11 +209,20 @@ export class NodeSubscriptions {
     }
   }
 
-  /** Stops every consumer gracefully. */
+  /** Stops every consumer gracefully, and lets direct requests being answered finish within `graceMs` (then aborts their signals). */
   async stop(graceMs: number): Promise<void> {
     this.#started = false;
     const entries = [...this.#events.values(), ...this.#requests.values()];
-    await Promise.all(entries.map((entry) => entry.consumer.stop(graceMs)));
+    await Promise.all([...entries.map((entry) => entry.consumer.stop(graceMs)), this.#finishAnswering(graceMs)]);
+  }
+
+  async #finishAnswering(graceMs: number): Promise<void> {
+    if (this.#answering.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([Promise.all(this.#answering.keys()), graceOver]);
+    clearTimeout(timer);
+    for (const controller of this.#answering.values()) controller.abort(new Error("the node is stopping"));
   }
 
   async #record<THandler>(kind: Kind, group: string, pattern: string, entry: GroupEntry<THandler>): Promise<void> {

@@ -15,7 +15,7 @@ import {
 } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace, withClient } from "../support/database.js";
 import { useSystems } from "../support/systems.js";
-import { deferred, sleep, waitUntil } from "../support/wait.js";
+import { deferred, sleep, waitUntil, within } from "../support/wait.js";
 
 const systems = useSystems({ label: "dreq" });
 
@@ -51,6 +51,40 @@ describe("direct requests", () => {
     expect(await caller.request("text.echo", { text: big }, { delivery: "direct" })).toBe(big);
     await sleep(200);
     expect(runs).toBe(200);
+  });
+
+  it("stops the responder's stream when the caller breaks out after 10 values, and answers again", async () => {
+    const namespace = uniqueNamespace("dreq-break");
+    const responder = await node(namespace, "streams");
+    let produced = 0;
+    let signalAborted: boolean | undefined;
+    const finallyRan = deferred<number>();
+    await responder.onRequest("endless.stream", async function* (_request, ctx) {
+      try {
+        for (;;) {
+          produced += 1;
+          yield { n: produced };
+        }
+      } finally {
+        signalAborted = ctx.signal.aborted;
+        finallyRan.resolve(produced);
+      }
+    });
+    await responder.onRequest("streams.ping", () => "pong");
+    await responder.start();
+    const caller = await node(namespace, "api");
+    await caller.start();
+    const received: number[] = [];
+    for await (const value of caller.requestStream<{ n: number }>("endless.stream", {}, { delivery: "direct", timeout: 10_000 })) {
+      received.push(value.n);
+      if (received.length === 10) break;
+    }
+    expect(received).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    const producedAtFinally = await within(5_000, "the responder's generator to run its finally", finallyRan.promise);
+    expect(signalAborted, "the handler's ctx.signal aborted on cancellation").toBe(true);
+    await sleep(300);
+    expect(produced).toBe(producedAtFinally);
+    expect(await caller.request("streams.ping", {}, { delivery: "direct" })).toBe("pong");
   });
 
   it("balances across the live responders of a type, and fails over when one stops gracefully", async () => {
