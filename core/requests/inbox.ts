@@ -65,11 +65,8 @@ export class NodeInbox {
     });
     this.requester = new Requester(init.nodeId, init.namespace, {
       send: (envelope: RequestEnvelope) => requests.add(envelope),
-      sendDirect: async (envelope: RequestEnvelope) => {
-        const target = await init.directory.pick(envelope.type);
-        if (target !== undefined) await this.#direct.sendEnvelope(target, envelope);
-        return target;
-      },
+      pickDirect: (type: string) => init.directory.pick(type),
+      sendDirect: (nodeId: string, envelope: RequestEnvelope) => this.#direct.sendEnvelope(nodeId, envelope),
       cancel: (responder, correlationId) => {
         sendToNode(init.pool, responder, { kind: "cancel", c: correlationId }, false).catch((error: unknown) =>
           init.logger.warn({ err: asError(error), correlationId }, "could not cancel a stream"),

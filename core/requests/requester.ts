@@ -43,8 +43,10 @@ export interface RequestOptions {
 export interface RequesterTransport {
   /** Sends the request to its responder group; resolves false when no group answers the type. */
   send(envelope: RequestEnvelope): Promise<boolean>;
-  /** Sends the request to one live node that answers its type directly; resolves with that node, or undefined when there is none. */
-  sendDirect(envelope: RequestEnvelope): Promise<string | undefined>;
+  /** One live node that answers `type` directly, or undefined when there is none. */
+  pickDirect(type: string): Promise<string | undefined>;
+  /** Sends the request to `nodeId` on the direct path. */
+  sendDirect(nodeId: string, envelope: RequestEnvelope): Promise<void>;
   /** Tells a responder node to stop a stream. */
   cancel(responderNode: string, correlationId: string): void;
 }
@@ -177,8 +179,10 @@ export class Requester {
         sourceNode: this.nodeId,
       };
       if (options.delivery === "direct") {
-        pending.target = await this.transport.sendDirect(envelope);
+        // The target is known before the request leaves, so that its going away fails the request whenever that news arrives.
+        pending.target = await this.transport.pickDirect(type);
         if (pending.target === undefined) throw new NoResponderError(type, this.namespace, "direct");
+        await this.transport.sendDirect(pending.target, envelope);
       } else if (!(await this.transport.send(envelope))) {
         throw new NoResponderError(type, this.namespace);
       }
