@@ -3,7 +3,8 @@
  * @packageDocumentation
  */
 export { CoreSystem, CONNECT_OPTION_KEYS, type ConnectOptions, type RegisterNodeOptions, type BroadcastHandler, type SystemStatus, type CoreSystemEvents } from "./system.js";
-export { CoreNode, type Delivery, type SendToOptions } from "./node.js";
+export { CoreNode, type SendToOptions } from "./node.js";
+export { assertDelivery, type Delivery } from "./requests/delivery.js";
 export type { NodeTimings } from "./membership/registry.js";
 export type { Schedules } from "./schedules/tasks.js";
 export type { EventLog } from "./event-log/event-log.js";

@@ -21,6 +21,7 @@ import { assertKnownKeys } from "./model/options.js";
 import { assertHeaders, assertIdempotencyKey, assertMilliseconds, assertPayload } from "./model/payload.js";
 import type { RequestHandler } from "./requests/dispatch.js";
 import { NodeInbox } from "./requests/inbox.js";
+import { assertDelivery, type Delivery } from "./requests/delivery.js";
 import type { RequestOptions } from "./requests/requester.js";
 import type { ResponderDirectory } from "./requests/responders.js";
 import type { RequestEnvelope } from "./model/messages.js";
@@ -52,13 +53,7 @@ const EMIT_OPTION_KEYS = ["headers", "delay", "idempotencyKey", "client"] as con
 const BATCH_EVENT_KEYS = ["type", "payload", "headers", "delay", "idempotencyKey"] as const;
 const REQUEST_OPTION_KEYS = ["timeout", "headers", "signal", "delivery", "durable"] as const;
 
-/**
- * How a direct message travels: `queue` (default) through the target's queue, in order,
- * retried and dead-lettered, kept while the target is down; `direct` as a NOTIFY on the
- * target's channel, in order, at most once (lost when the target is down or its handler
- * throws), about a round trip instead of a queue write and read.
- */
-export type Delivery = "queue" | "direct";
+export type { Delivery } from "./requests/delivery.js";
 
 /** Options of {@link CoreNode.sendTo}. */
 export interface SendToOptions {
@@ -364,10 +359,8 @@ export class CoreNode {
 
   /** The delivery path of a direct message: `queue` (default) or `direct`, which isolated namespaces refuse. */
   #assertDelivery(delivery: unknown): Delivery {
-    if (delivery === undefined || delivery === "queue") return "queue";
-    if (delivery !== "direct") {
-      throw new ValidationError("delivery", `delivery must be 'queue' or 'direct'; got ${JSON.stringify(delivery)}.`);
-    }
+    assertDelivery(delivery);
+    if (delivery !== "direct") return "queue";
     if (this.#services.replies.viaQueue) {
       throw new ValidationError(
         "delivery",

@@ -30,6 +30,7 @@ import { CoreNode, type NodeServices } from "./node.js";
 import { createNamespaceRole, type NamespaceRole, type NamespaceRoleOptions } from "./roles/roles.js";
 import { schedulerSettings, validateSchedulerOptions, type SchedulerOptions, type SchedulerSettings } from "./schedules/scheduler.js";
 import { Schedules } from "./schedules/tasks.js";
+import type { Delivery } from "./requests/delivery.js";
 
 export type { BroadcastHandler } from "./membership/broadcasts.js";
 
@@ -201,6 +202,17 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
     this.listener = new NotificationListener(directConnectionString, `${applicationName}-listen`, () => this.#nodes.forEach((node) => node.wake()), logger);
     this.listener.connection.on("lost", (error) => this.#connectionLost(error));
     this.listener.connection.on("connected", () => this.#setStatus("connected"));
+  }
+
+  /**
+   * The path an adapter that defaults to `requested` actually takes: `queue` in place of
+   * `direct` when this system sends replies through queues (an isolated namespace, where
+   * NOTIFY payloads must not carry data), saying so once in the log as `who`.
+   */
+  deliveryFor(requested: Delivery, who: string): Delivery {
+    if (requested !== "direct" || !this.repliesViaQueue) return requested;
+    this.logger.warn({ adapter: who }, "sending through queues: this system sends replies through queues (an isolated namespace), and the direct path would put messages in NOTIFY payloads");
+    return "queue";
   }
 
   /** The connection state now; changes are emitted as `status` events. */

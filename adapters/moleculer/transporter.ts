@@ -11,7 +11,7 @@
  */
 import { randomUUID } from "node:crypto";
 import Moleculer from "moleculer";
-import { asError, assertNamespace, ErrorCode, InvalidStateError, NexusError, CONNECT_OPTION_KEYS, assertKnownKeys, assertWholeNumber, type BackoffOptions, type ConnectOptions, type CoreEvent, type CoreNode, type CoreSystem, type Delivery, type Logger, type SystemStatus } from "../../core/index.js";
+import { asError, assertDelivery, assertNamespace, ErrorCode, InvalidStateError, NexusError, CONNECT_OPTION_KEYS, assertKnownKeys, assertWholeNumber, type BackoffOptions, type ConnectOptions, type CoreEvent, type CoreNode, type CoreSystem, type Delivery, type Logger, type SystemStatus } from "../../core/index.js";
 import { openSystem } from "../../core/internal.js";
 import { PgTransporterConfigError } from "./errors.js";
 import { balancedEventSubscription, balancedEventType, balancedRequest, decode, encode, packetType, PREFIX, type BroadcastPayload, type DirectPayload, type PacketPayload } from "./mapping.js";
@@ -231,11 +231,7 @@ export class PgTransporter extends Moleculer.Transporters.Base {
       throw error;
     }
     this.#ownsSystem = owned;
-    this.#delivery = this.#options.delivery ?? "direct";
-    if (this.#delivery === "direct" && system.repliesViaQueue) {
-      this.#delivery = "queue";
-      this.#logger?.warn("targeted packets go through node queues: this system sends replies through queues (an isolated namespace), and the direct path would put them in NOTIFY payloads");
-    }
+    this.#delivery = system.deliveryFor(this.#options.delivery ?? "direct", "PgTransporter");
     if (this.#options.connectionCheckIntervalMs !== undefined) {
       this.#logger?.warn("PgTransporter's connectionCheckIntervalMs is deprecated and has no effect: the transporter follows the core's status events");
     }
@@ -468,9 +464,7 @@ function validateTransporterOptions(options: PgTransporterOptions): void {
   assertKnownKeys("PgTransporter options", options, TRANSPORTER_OPTION_KEYS);
   assertKnownKeys("PgTransporter options.core", options.core, CONNECT_OPTION_KEYS.filter((key) => key !== "connectionString" && key !== "namespace"), "core");
   assertKnownKeys("PgTransporter options.balanced", options.balanced, BALANCED_OPTION_KEYS, "balanced");
-  if (options.delivery !== undefined && options.delivery !== "direct" && options.delivery !== "queue") {
-    throw new PgTransporterConfigError("delivery", `delivery must be 'direct' or 'queue'; got ${JSON.stringify(options.delivery)}.`);
-  }
+  assertDelivery(options.delivery);
   assertWholeNumber("balanced.concurrency", options.balanced?.concurrency, { min: 1, max: 1000 });
   assertWholeNumber("balanced.prefetch", options.balanced?.prefetch, { min: 1, max: 1000, unit: "messages" });
   assertWholeNumber("connectionCheckIntervalMs", options.connectionCheckIntervalMs, { min: 1, unit: "milliseconds" });

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from "node:events";
 import { ClientProxy, type ReadPacket, type WritePacket } from "@nestjs/microservices";
-import { CONNECT_OPTION_KEYS, ErrorCode, InvalidStateError, NoResponderError, RemoteError, assertKnownKeys, type CoreNode, type CoreSystem, type Delivery } from "../../core/index.js";
+import { CONNECT_OPTION_KEYS, assertDelivery, ErrorCode, InvalidStateError, NoResponderError, RemoteError, assertKnownKeys, type CoreNode, type CoreSystem, type Delivery } from "../../core/index.js";
 import { connectionOf, openConnection, type PgConnectionOptions } from "./connection.js";
 import { NestErrorCode, PgNestOptionsError } from "./errors.js";
 import { coreTypeOf, NEST_PACKET_HEADER } from "./mapping.js";
@@ -73,9 +73,7 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
     if (options.timeout !== undefined && !(Number.isInteger(options.timeout) && options.timeout > 0)) {
       throw new PgNestOptionsError("timeout", `timeout must be a positive whole number of milliseconds; got ${String(options.timeout)}.`);
     }
-    if (options.delivery !== undefined && options.delivery !== "direct" && options.delivery !== "queue") {
-      throw new PgNestOptionsError("delivery", `delivery must be 'direct' or 'queue'; got ${JSON.stringify(options.delivery)}.`);
-    }
+    assertDelivery(options.delivery);
     this.#options = options;
     this.initializeSerializer(options);
     this.initializeDeserializer(options);
@@ -123,11 +121,7 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
     const { system, owned } = await openConnection(connectionOf(this.#options, OWN_OPTIONS), "PgClient");
     const node = await system.registerNode({ displayName: this.#options.nodeName ?? "nest-client" });
     this.#node = node;
-    this.#delivery = this.#options.delivery ?? "direct";
-    if (this.#delivery === "direct" && system.repliesViaQueue) {
-      this.#delivery = "queue";
-      node.logger.warn("PgClient sends through request queues: this system sends replies through queues (an isolated namespace), and the direct path would put requests in NOTIFY payloads");
-    }
+    this.#delivery = system.deliveryFor(this.#options.delivery ?? "direct", "PgClient");
     const stopWatching = watchStatus(system, (status) => this._status$.next(status));
     return { node, system, owned, stopWatching };
   }
