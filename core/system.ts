@@ -166,6 +166,7 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
   readonly #schedulerSettings: SchedulerSettings;
   #status: SystemStatus = "connected";
   #closed = false;
+  #closing: Promise<void> | undefined;
   /** @internal See {@link isCoreSystem}. */
   readonly [SYSTEM_BRAND] = true;
 
@@ -443,11 +444,19 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
     return toNexusError(error, doing, this.#connectionString);
   }
 
-  /** Stops every node of this system (marking them stopped) and ends the pool. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /**
+   * Stops every node of this system (marking them stopped; a node's graceful stop still
+   * tells the others, so their direct requests to it fail at once) and ends the pool.
+   * Idempotent: a second call waits for the first.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     await Promise.allSettled([...this.#nodes].map((node) => node.stop()));
+    this.#closed = true;
     this.#metrics.close();
     await this.listener.close();
     await this.pool.end();
