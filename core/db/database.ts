@@ -40,6 +40,11 @@ export function createPool(connectionString: string, options: PoolOptions, logge
     idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 10_000,
     application_name: applicationName,
+    // node-postgres' pipelining (8.23): a statement is sent without waiting for the one
+    // before it to return, so statements issued together (a consumer's `begin` and read,
+    // its settlement and `commit`) cost one round trip. Results and errors stay per
+    // statement, in order. Off behind a transaction pooler (no prepared statements).
+    ...(preparedStatements ? { pipeline: true } : {}),
   });
   if (!preparedStatements) pool.on("connect", unnameStatements);
   const password = passwordOf(connectionString);

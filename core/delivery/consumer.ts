@@ -1,8 +1,9 @@
 /**
  * The consumer of one queue on one node. `concurrency` lanes each loop:
  *
- *   1. read up to `prefetch` messages (pgmq.read: invisible to others for the visibility
- *      timeout; read_ct counts the attempt even if this process then dies);
+ *   1. read up to `prefetch` messages, as pgmq.read does but by a statement prepared per
+ *      queue (queries/queue-table.ts): invisible to others for the visibility timeout;
+ *      read_ct counts the attempt even if this process then dies;
  *   2. open a transaction and lock those messages (FOR UPDATE, by id and read count), so
  *      no other consumer runs them while this transaction lives, however long the
  *      handler takes (pgmq.read skips locked rows); with `readInTransaction`, steps 1 and
@@ -13,6 +14,9 @@
  *      settled messages and record the failed ones (retry after a backoff, or move to the
  *      dead-letter queue after the last attempt);
  *   5. commit: a handler's writes, its reply and its acknowledgement are atomic.
+ *
+ * On a pipelining connection `begin` leaves with the read and `commit` with the
+ * settlement, so a batch whose handlers do not query costs two round trips.
  *
  * A lane with nothing to read sleeps until a NOTIFY for its queue or the poll interval.
  */
@@ -26,9 +30,8 @@ import type { ConsumerObserver } from "../metrics/metrics.js";
 import { jitteredBackoff } from "../db/dedicated-connection.js";
 import { failMessage, type RecordedError } from "./queries/fail-message.js";
 import { lockMessages } from "./queries/lock-messages.js";
-import { readMessages, type QueueMessage } from "./queries/read-messages.js";
+import { QueueTable, type QueueMessage } from "./queries/queue-table.js";
 import type { NodeMessage } from "../requests/queries/send-to-node.js";
-import { settleBatch } from "./queries/settle-batch.js";
 
 /** Settings of a consumer, defaults applied. */
 export interface ConsumerSettings {
@@ -112,6 +115,8 @@ export class QueueConsumer {
   readonly #backingOff = new Set<() => void>();
   #wakeGeneration = 0;
   #running = false;
+  /** The queue's table and statements, looked up by the first read (again after a failure). */
+  #table: Promise<QueueTable> | undefined;
 
   constructor(init: ConsumerInit) {
     this.name = init.name;
@@ -196,9 +201,18 @@ export class QueueConsumer {
 
   /** Reads a batch; a full batch wakes another lane, since more may be waiting. */
   async #read(db: pg.Pool | pg.PoolClient): Promise<QueueMessage[]> {
-    const messages = await readMessages(db, this.queue, this.#visibilitySeconds(), this.settings.prefetch);
+    const table = await this.#queueTable();
+    const messages = await table.read(db, this.#visibilitySeconds(), this.settings.prefetch);
     if (messages.length === this.settings.prefetch) this.wake();
     return messages;
+  }
+
+  #queueTable(): Promise<QueueTable> {
+    this.#table ??= QueueTable.of(this.#pool, this.queue).catch((error: unknown) => {
+      this.#table = undefined;
+      throw error;
+    });
+    return this.#table;
   }
 
   #visibilitySeconds(): number {
@@ -229,8 +243,9 @@ export class QueueConsumer {
     const onError = (error: Error): void => void (broken ??= error);
     client.on("error", onError);
     try {
-      await client.query("begin");
-      const messages = await take(client);
+      // On a pipelining connection (core/db/database.ts) the begin and the read, and
+      // below the settlement and the commit, each leave in one write and cost one round trip.
+      const [, messages] = await Promise.all([client.query("begin"), take(client)]);
       const settled: string[] = [];
       const unstarted: string[] = [];
       const outbound: NodeMessage[] = [];
@@ -251,8 +266,10 @@ export class QueueConsumer {
           if (await this.#recordFailure(client, message, delivery.error)) retrying = true;
         }
       }
-      await settleBatch(client, this.queue, { acked: settled, released: unstarted, outbound });
-      await client.query("commit");
+      const table = await this.#queueTable();
+      // A commit after a failed settlement only rolls back (and reports no error): the
+      // settlement's rejection is what fails the batch.
+      await Promise.all([table.settle(client, { acked: settled, released: unstarted, outbound }), client.query("commit")]);
       return { readAgain: retrying || messages.length === this.settings.prefetch };
     } catch (error) {
       if (broken === undefined && (isConnectionFailure(error) || error instanceof PoisonedConnectionError)) broken = asError(error);

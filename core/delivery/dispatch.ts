@@ -6,7 +6,7 @@
 import type { DeliveryScope, Dispatcher } from "./consumer.js";
 import type { CoreEvent, EventHandler, HandlerContext } from "../model/events.js";
 import type { EventEnvelope } from "../model/messages.js";
-import type { QueueMessage } from "./queries/read-messages.js";
+import type { QueueMessage } from "./queries/queue-table.js";
 import { NoHandlerError } from "../model/errors.js";
 
 /** A handler and the pattern it was registered with. */

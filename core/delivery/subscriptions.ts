@@ -6,7 +6,7 @@ import type pg from "pg";
 import { assertBackoff, DEFAULT_BACKOFF } from "../model/backoff.js";
 import { QueueConsumer, type ConsumerSettings, type Dispatcher, type FollowUp } from "./consumer.js";
 import { LazyTransactionClient } from "./handler-client.js";
-import type { QueueMessage } from "./queries/read-messages.js";
+import type { QueueMessage } from "./queries/queue-table.js";
 import { EventDispatcher, patternMatcher, type Route } from "./dispatch.js";
 import { RequestDispatcher, type ReplyOptions, type RequestHandler } from "../requests/dispatch.js";
 import { HandlerTimeoutError, ValidationError } from "../model/errors.js";

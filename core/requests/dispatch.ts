@@ -5,7 +5,7 @@
  */
 import type { FollowUp, DeliveryScope, Dispatcher } from "../delivery/consumer.js";
 import type { EventDispatcher, Route } from "../delivery/dispatch.js";
-import type { QueueMessage } from "../delivery/queries/read-messages.js";
+import type { QueueMessage } from "../delivery/queries/queue-table.js";
 import type { Queryable } from "../db/queryable.js";
 import { CancelledError, HandlerTimeoutError, NoHandlerError, type SerializedError } from "../model/errors.js";
 import type { HandlerContext } from "../model/events.js";

@@ -198,7 +198,7 @@ begin
       from unnest(v_queues, v_delays, v_messages) with ordinality as c(queue, delay, message, ord)
      group by queue, delay
   loop
-    perform pgmq.send_batch(v_batch.queue, v_batch.messages, v_batch.delay);
+    perform core.enqueue(v_batch.queue, v_batch.messages, v_batch.delay);
   end loop;
 
   perform pg_notify('nexus:' || p_namespace, queue)
@@ -213,6 +213,10 @@ $$;
 --   at the read, against which request deadlines are judged (the requester's and
 --   responder's clocks never need to agree). Locks: those rows, until the transaction
 --   commits (pgmq.read uses FOR UPDATE SKIP LOCKED).
+--   Not called by this release: its consumers read and settle through statements
+--   prepared per queue (core/delivery/queries/queue-table.ts), which skip pgmq's dynamic
+--   SQL. Kept while processes of earlier releases may still call it (a rolling upgrade);
+--   a later release drops it in a numbered migration.
 create or replace function core.read_messages(p_queue text, p_vt integer, p_qty integer)
 returns table (msg_id bigint, read_ct integer, enqueued_at timestamptz, read_at timestamptz, message jsonb)
 language plpgsql as $$
@@ -254,6 +258,10 @@ $$;
 
 -- core.ack_messages(queue, ids)
 --   Deletes handled messages and their failure records. Returns the ids deleted.
+--   Not called by this release: its consumers read and settle through statements
+--   prepared per queue (core/delivery/queries/queue-table.ts), which skip pgmq's dynamic
+--   SQL. Kept while processes of earlier releases may still call it (a rolling upgrade);
+--   a later release drops it in a numbered migration.
 create or replace function core.ack_messages(p_queue text, p_ids bigint[]) returns setof bigint
 language plpgsql as $$
 begin
@@ -303,6 +311,10 @@ $$;
 -- core.release_messages(queue, ids)
 --   Gives back messages read but not handled (a consumer stopping): visible at once, and
 --   the read that took them does not count as an attempt. Returns the ids released.
+--   Not called by this release: its consumers read and settle through statements
+--   prepared per queue (core/delivery/queries/queue-table.ts), which skip pgmq's dynamic
+--   SQL. Kept while processes of earlier releases may still call it (a rolling upgrade);
+--   a later release drops it in a numbered migration.
 create or replace function core.release_messages(p_queue text, p_ids bigint[]) returns setof bigint
 language plpgsql as $$
 begin
@@ -318,6 +330,10 @@ $$;
 --   `acked_ids` (core.ack_messages) and makes `released_ids` visible again without
 --   counting their read (core.release_messages). Empty arguments are skipped.
 --   Locks: those of the three functions it calls.
+--   Not called by this release: its consumers read and settle through statements
+--   prepared per queue (core/delivery/queries/queue-table.ts), which skip pgmq's dynamic
+--   SQL. Kept while processes of earlier releases may still call it (a rolling upgrade);
+--   a later release drops it in a numbered migration.
 create or replace function core.settle_batch(p_queue text, p_acked_ids bigint[], p_released_ids bigint[], p_outbound jsonb)
 returns void
 language plpgsql as $$

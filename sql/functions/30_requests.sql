@@ -64,11 +64,11 @@ $$;
 --   callers of one process (concurrent requests share this call and its commit). Routes
 --   each to the one group answering its type: an exact pattern before wildcards, then the
 --   first group by name. Sends them to their groups' request queues, in order, with one
---   send_batch and one NOTIFY per queue. The commit is asynchronous: the callers are
+--   insert (core.enqueue) and one NOTIFY per queue. The commit is asynchronous: the callers are
 --   waiting and time out if a server crash loses their requests (DESIGN.md, performance
 --   model); a responder crash loses nothing, the requests stay queued. Returns
 --   (request_id, queue) per envelope, queue null when no group answers its type.
---   Locks: none beyond pgmq.send_batch's inserts.
+--   Locks: none beyond the inserts of core.enqueue.
 create or replace function core.send_requests(p_namespace text, p_envelopes jsonb)
 returns table (request_id uuid, queue text)
 language plpgsql as $$
@@ -94,7 +94,7 @@ begin
      where q.queue is not null
      group by q.queue
   loop
-    perform pgmq.send_batch(v_batch.queue, v_batch.envelopes, 0);
+    perform core.enqueue(v_batch.queue, v_batch.envelopes);
     perform pg_notify('nexus:' || p_namespace, v_batch.queue);
   end loop;
   return query
@@ -122,7 +122,7 @@ begin
     perform pg_notify(core.node_channel(p_node_id), v_text);
     return 'notify';
   end if;
-  perform pgmq.send(core.ensure_node_queue(p_node_id), p_message, 0);
+  perform core.enqueue(core.ensure_node_queue(p_node_id), array[p_message]);
   perform pg_notify(core.node_channel(p_node_id), '');
   return 'queue';
 end;
@@ -224,7 +224,7 @@ $$;
 create or replace function core.send_batch_to_node(p_node_id uuid, p_messages jsonb[]) returns integer
 language plpgsql as $$
 begin
-  perform pgmq.send_batch(core.ensure_node_queue(p_node_id), p_messages, 0);
+  perform core.enqueue(core.ensure_node_queue(p_node_id), p_messages);
   perform pg_notify(core.node_channel(p_node_id), '');
   return cardinality(p_messages);
 end;
