@@ -10,6 +10,7 @@ import { subscribe } from "./delivery/queries/subscribe.js";
 import { unsubscribe } from "./delivery/queries/unsubscribe.js";
 import { NodeSubscriptions, type RespondOptions } from "./delivery/subscriptions.js";
 import type { EventLog } from "./event-log/event-log.js";
+import { DEAF_POLL_INTERVALS, NODE_QUEUE_POLL_MS } from "./membership/hearing.js";
 import type { NodeRegistry } from "./membership/registry.js";
 import type { ConsumerObserver } from "./metrics/metrics.js";
 import type { NamespaceContext } from "./model/context.js";
@@ -42,6 +43,12 @@ export interface NodeServices {
   readonly observe: (group: string, kind: "event" | "request") => ConsumerObserver;
   /** How responders reply: through queues only (isolated namespaces), and with stacks or not. */
   readonly replies: { readonly viaQueue: boolean; readonly sendStacks: boolean };
+  /**
+   * False when the system's LISTEN connection did not hear its own NOTIFY at connect (see
+   * `CoreSystem.hearsNotifications`): its nodes are registered as deaf, poll their queues
+   * and send requests through queues.
+   */
+  readonly hearsNotifications: boolean;
   readonly registry: NodeRegistry;
   /** Who answers which requests directly (the system's view, shared by its nodes). */
   readonly directory: ResponderDirectory;
@@ -112,12 +119,15 @@ export class CoreNode {
     this.#onStopped = init.onStopped;
     this.#heartbeatTimer = setInterval(() => this.#beat(), init.services.registry.timings.heartbeatIntervalMs);
     this.#heartbeatTimer.unref();
-    const { replies } = init.services;
-    this.#subscriptions = new NodeSubscriptions(this.#context, { ...replies, nodeId: init.nodeId, pool: this.#context.pool }, init.services.observe);
+    const { replies, hearsNotifications } = init.services;
+    const requestPollMs = hearsNotifications ? undefined : DEAF_POLL_INTERVALS.requestGroupMs;
+    this.#subscriptions = new NodeSubscriptions(this.#context, { ...replies, nodeId: init.nodeId, pool: this.#context.pool }, init.services.observe, requestPollMs);
     this.#inbox = new NodeInbox(this.#context, {
       nodeId: init.nodeId,
       listener: init.services.listener,
       directory: init.services.directory,
+      hasDeafNodes: () => init.services.registry.hasDeafNodes(),
+      pollIntervalMs: hearsNotifications ? NODE_QUEUE_POLL_MS : DEAF_POLL_INTERVALS.nodeQueueMs,
       onCancel: (correlationId) => this.#subscriptions.cancel(correlationId),
       onRequest: (request) => void this.#answerDirect(request),
     });
@@ -189,9 +199,9 @@ export class CoreNode {
    * const sum = await node.request("math.sum", { a: 1, b: 2 }, { timeout: 5_000 });
    */
   async request<TReply = unknown>(type: string, payload: unknown, options: RequestOptions = {}): Promise<TReply> {
-    this.#validateRequest(type, payload, options);
+    const sent = this.#validateRequest(type, payload, options);
     await this.#inbox.open();
-    return (await this.#inbox.requester.request(type, payload, options)) as TReply;
+    return (await this.#inbox.requester.request(type, payload, sent)) as TReply;
   }
 
   /**
@@ -200,14 +210,17 @@ export class CoreNode {
    * responder's stream. `options.timeout` bounds the wait for each value.
    */
   async *requestStream<TValue = unknown>(type: string, payload: unknown, options: RequestOptions = {}): AsyncGenerator<TValue, void, undefined> {
-    this.#validateRequest(type, payload, options);
+    const sent = this.#validateRequest(type, payload, options);
     await this.#inbox.open();
-    yield* this.#inbox.requester.requestStream(type, payload, options) as AsyncGenerator<TValue, void, undefined>;
+    yield* this.#inbox.requester.requestStream(type, payload, sent) as AsyncGenerator<TValue, void, undefined>;
   }
 
   /**
    * Sends a direct message to one node's own queue. Messages from this node to one target
    * are handled there in the order of the calls. Resolves once the message is committed.
+   * With `delivery: 'direct'` it is a NOTIFY on the target's channel, except to a node
+   * registered as unable to hear notifications (`CoreSystem.hearsNotifications` false
+   * there): the database puts it into that node's queue instead, which the node polls.
    */
   async sendTo(nodeId: string, type: string, payload: unknown, options: SendToOptions = {}): Promise<void> {
     assertKnownKeys("node.sendTo options", options ?? null, ["headers", "delivery"]);
@@ -383,7 +396,8 @@ export class CoreNode {
     );
   }
 
-  #validateRequest(type: string, payload: unknown, options: RequestOptions): void {
+  /** Validates a request; resolves to the options it is sent with (`direct` becomes `queue` on a system that cannot hear its replies). */
+  #validateRequest(type: string, payload: unknown, options: RequestOptions): RequestOptions {
     this.#assertNotStopped("send requests");
     assertKnownKeys("node.request options", options ?? null, REQUEST_OPTION_KEYS);
     if (options.durable !== undefined) {
@@ -392,11 +406,14 @@ export class CoreNode {
         "durable is retired: use delivery: 'queue' (the default: another instance runs the request if its responder dies) or delivery: 'direct' (at most once, what durable: false was).",
       );
     }
-    this.#assertDelivery(options.delivery);
+    const delivery = this.#assertDelivery(options.delivery);
     assertEventType(type, "request type");
     assertPayload(payload, this.#context.limits.maxPayloadBytes);
     assertHeaders(options.headers);
     assertMilliseconds("timeout", options.timeout, 1, 86_400_000);
+    // A deaf system knows no direct responders (it hears no membership broadcasts) and
+    // would hear no direct reply: its requests take the queue path, replies its queue.
+    return delivery === "direct" && !this.#services.hearsNotifications ? { ...options, delivery: "queue" } : options;
   }
 
   #emitRow(event: BatchEvent): EmitRow {
@@ -425,10 +442,10 @@ export class CoreNode {
     await this.#services.directory.withdraw(dead, this.nodeId);
   }
 
-  /** Tells the namespace which requests this started node answers directly (none in an isolated namespace). */
+  /** Tells the namespace which requests this started node answers directly (none in an isolated namespace, or from a system that cannot hear). */
   async #announceResponder(): Promise<void> {
     const patterns = this.#subscriptions.requestPatterns();
-    if (!this.#started || this.#stopped || patterns.length === 0 || this.#services.replies.viaQueue) return;
+    if (!this.#started || this.#stopped || patterns.length === 0 || this.#services.replies.viaQueue || !this.#services.hearsNotifications) return;
     this.#answersDirect = true;
     await this.#services.directory.announce(this.nodeId, patterns);
   }

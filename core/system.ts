@@ -18,6 +18,7 @@ import { DeadLetters } from "./dead-letters/dead-letters.js";
 import { EventLog, resolveEventLogOptions, type EventLogMaintenanceReport, type EventLogOptions, type EventLogSettings } from "./event-log/event-log.js";
 import type { ReplayOptions, ReplayResult } from "./event-log/replay.js";
 import { Broadcasts, type BroadcastHandler } from "./membership/broadcasts.js";
+import { HEARING_PROBE_TIMEOUT_MS, probeHearing } from "./membership/hearing.js";
 import { NodeRegistry, type NodeTimings } from "./membership/registry.js";
 import { ResponderDirectory } from "./requests/responders.js";
 import { Metrics, validateMetricsOptions, type ConsumerObserver, type MetricsOptions, type MetricsSnapshot, type TopQueries } from "./metrics/metrics.js";
@@ -54,7 +55,9 @@ export interface ConnectOptions {
   applicationName?: string;
   /**
    * A direct (not pooled) connection string for LISTEN, when `connectionString` points at
-   * a transaction-mode pooler such as PgBouncer. Default: `connectionString`.
+   * a transaction-mode pooler such as PgBouncer. Default: `connectionString`. Without it
+   * behind such a pooler the system cannot hear notifications: see
+   * {@link CoreSystem.hearsNotifications}.
    */
   listenConnectionString?: string;
   /** Largest serialised payload of an event, in bytes (default 1 MiB). */
@@ -167,6 +170,7 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
   #status: SystemStatus = "connected";
   #closed = false;
   #closing: Promise<void> | undefined;
+  #hearsNotifications = true;
   /** @internal See {@link isCoreSystem}. */
   readonly [SYSTEM_BRAND] = true;
 
@@ -208,12 +212,35 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
   /**
    * The path an adapter that defaults to `requested` actually takes: `queue` in place of
    * `direct` when this system sends replies through queues (an isolated namespace, where
-   * NOTIFY payloads must not carry data), saying so once in the log as `who`.
+   * NOTIFY payloads must not carry data), saying so once in the log as `who`, or when it
+   * cannot hear notifications ({@link hearsNotifications}; connect warned already).
    */
   deliveryFor(requested: Delivery, who: string): Delivery {
-    if (requested !== "direct" || !this.repliesViaQueue) return requested;
+    if (requested !== "direct") return requested;
+    if (!this.#hearsNotifications) {
+      // Warned once already, at connect.
+      this.logger.info({ adapter: who }, "sending through queues: this system cannot hear notifications");
+      return "queue";
+    }
+    if (!this.repliesViaQueue) return requested;
     this.logger.warn({ adapter: who }, "sending through queues: this system sends replies through queues (an isolated namespace), and the direct path would put messages in NOTIFY payloads");
     return "queue";
+  }
+
+  /**
+   * Whether this system's LISTEN connection hears what is NOTIFYed through its pool,
+   * probed once at connect: it NOTIFYs a token to itself and waits up to 2 s for it.
+   * False behind a transaction-mode pooler (PgBouncer) reached without
+   * `listenConnectionString`, where LISTEN lands on a pooled server connection and
+   * notifications never come back (connect then logs one warning). A deaf system still
+   * works, more slowly: its nodes are registered as deaf, so senders put replies and
+   * direct messages into their queues; those queues and its request groups are polled
+   * often (100 ms and 250 ms), event groups on their `pollInterval`; its requests take
+   * the queue path even when asked for `direct`, and its nodes answer requests through
+   * their groups' queues only. It hears no broadcasts (`onBroadcast`).
+   */
+  get hearsNotifications(): boolean {
+    return this.#hearsNotifications;
   }
 
   /** The connection state now; changes are emitted as `status` events. */
@@ -265,8 +292,33 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
       await system.close();
       throw toNexusError(error, "listen for notifications", options.listenConnectionString ?? options.connectionString);
     }
+    try {
+      await system.#probeHearing(options.listenConnectionString !== undefined);
+    } catch (error) {
+      await system.close();
+      throw toNexusError(error, "check that notifications arrive", options.connectionString);
+    }
     logger.info({ database: redactConnectionString(options.connectionString) }, "connected");
     return system;
+  }
+
+  /** Sends itself a NOTIFY through the pool; a system that does not hear it works through queues from now on (see {@link hearsNotifications}). */
+  async #probeHearing(ownListenConnection: boolean): Promise<void> {
+    const probe = await probeHearing(this.pool, this.listener);
+    this.#hearsNotifications = probe.heard;
+    if (probe.heard) {
+      this.logger.debug({ elapsedMs: Math.round(probe.elapsedMs * 100) / 100 }, "heard its own notification");
+      return;
+    }
+    const cause = ownListenConnection
+      ? "listenConnectionString may point at a transaction-mode pooler too, or the server drops notifications"
+      : "connectionString most likely goes through a transaction-mode pooler (such as PgBouncer), where LISTEN lands on a pooled server connection";
+    this.logger.warn(
+      { waitedMs: HEARING_PROBE_TIMEOUT_MS },
+      `this system did not hear its own NOTIFY within ${HEARING_PROBE_TIMEOUT_MS} ms: ${cause}. ` +
+        "It works on through queues, more slowly: its nodes are registered as unable to hear, so senders use their queues, which they poll; " +
+        "its requests go through queues (delivery 'direct' included). Fix: set listenConnectionString to a direct (unpooled) connection to PostgreSQL.",
+    );
   }
 
   /**
@@ -367,7 +419,7 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
     const nodeId = options.nodeId ?? process.env.CORE_NODE_ID ?? randomUUID();
     validateNodeOptions(options, nodeId);
     const metadata = options.metadata ?? {};
-    await this.#registry.register(nodeId, options.displayName, metadata);
+    await this.#registry.register(nodeId, options.displayName, metadata, this.#hearsNotifications);
     const node = new CoreNode({
       services: this.#nodeServices(),
       nodeId,
@@ -387,6 +439,7 @@ export class CoreSystem extends EventEmitter<CoreSystemEvents> {
       publish: (rows, sourceNode, client) => this.publish(rows, sourceNode, client),
       observe: (group, kind) => this.consumerObserver(group, kind),
       replies: { viaQueue: this.repliesViaQueue, sendStacks: this.sendErrorStacks },
+      hearsNotifications: this.#hearsNotifications,
       registry: this.#registry,
       directory: this.#directory,
       eventLog: this.#eventLog,

@@ -77,8 +77,8 @@ export function eventSettings(options: SubscribeOptions): ConsumerSettings {
   };
 }
 
-/** Applies defaults to, and validates, a request group's options. */
-export function requestSettings(options: RespondOptions): ConsumerSettings {
+/** Applies defaults to, and validates, a request group's options; `defaultPollIntervalMs` is shorter on a system that cannot hear notifications. */
+export function requestSettings(options: RespondOptions, defaultPollIntervalMs = 2_000): ConsumerSettings {
   assertKnownKeys("node.onRequest options", options ?? null, RESPOND_OPTION_KEYS);
   assertCount("concurrency", options.concurrency, 1, 1000);
   assertCount("prefetch", options.prefetch, 1, 1000, "messages");
@@ -91,7 +91,7 @@ export function requestSettings(options: RespondOptions): ConsumerSettings {
     maxAttempts: 1,
     backoff: DEFAULT_BACKOFF,
     visibilityTimeoutMs: Math.max(30_000, (options.timeout ?? 0) + 5_000),
-    pollIntervalMs: options.pollInterval ?? 2_000,
+    pollIntervalMs: options.pollInterval ?? defaultPollIntervalMs,
     timeoutMs: options.timeout,
     readInTransaction: true,
   };
@@ -104,19 +104,24 @@ export class NodeSubscriptions {
   readonly #logger: Logger;
   readonly #replies: ReplyOptions;
   readonly #observe: (group: string, kind: Kind) => ConsumerObserver;
+  readonly #requestPollIntervalMs: number;
   readonly #events = new Map<string, GroupEntry<EventHandler>>();
   readonly #requests = new Map<string, GroupEntry<RequestHandler>>();
   /** Direct requests being answered, with what aborts each when a stop's grace runs out. */
   readonly #answering = new Map<Promise<unknown>, AbortController>();
   #started = false;
 
-  /** `context.logger` is the node's; `observe` gives each group's consumer its metrics. */
-  constructor(context: NamespaceContext, replies: ReplyOptions, observe: (group: string, kind: Kind) => ConsumerObserver) {
+  /**
+   * `context.logger` is the node's; `observe` gives each group's consumer its metrics;
+   * `requestPollIntervalMs` is the default `pollInterval` of request groups.
+   */
+  constructor(context: NamespaceContext, replies: ReplyOptions, observe: (group: string, kind: Kind) => ConsumerObserver, requestPollIntervalMs = 2_000) {
     this.#pool = context.pool;
     this.#namespace = context.namespace;
     this.#logger = context.logger;
     this.#replies = replies;
     this.#observe = observe;
+    this.#requestPollIntervalMs = requestPollIntervalMs;
   }
 
   /** Adds an event handler; once started, its subscription is recorded and its group consumed at once. */
@@ -127,7 +132,7 @@ export class NodeSubscriptions {
 
   /** Adds a request handler; once started, its subscription is recorded and its group consumed at once. */
   async addRequest(pattern: string, handler: RequestHandler, group: string, options: RespondOptions): Promise<void> {
-    const entry = this.#entry("request", pattern, handler, group, requestSettings(options), hasExplicitOptions(options));
+    const entry = this.#entry("request", pattern, handler, group, requestSettings(options, this.#requestPollIntervalMs), hasExplicitOptions(options));
     if (this.#started) await this.#record("request", group, pattern, entry);
   }
 

@@ -8,6 +8,7 @@ import os from "node:os";
 import type { Logger } from "../model/logger.js";
 import type { NamespaceContext } from "../model/context.js";
 import { cleanUpNamespace } from "./queries/clean-up-namespace.js";
+import { hasDeafNodes } from "./queries/has-deaf-nodes.js";
 import { markDeadNodes } from "./queries/mark-dead-nodes.js";
 import { registerNode } from "./queries/register-node.js";
 import { removeGoneNodeSubscriptions } from "./queries/remove-node-subscriptions.js";
@@ -35,12 +36,12 @@ export class NodeRegistry {
     this.timings = timings;
   }
 
-  /** Records a node as alive (creating the namespace when new). */
-  async register(nodeId: string, displayName: string, metadata: Record<string, unknown>): Promise<void> {
+  /** Records a node as alive (creating the namespace when new), and whether it hears NOTIFYs on its channel. */
+  async register(nodeId: string, displayName: string, metadata: Record<string, unknown>, hearsNotify: boolean): Promise<void> {
     this.#context.assertOpen();
     const { pool, namespace } = this.#context;
     try {
-      await registerNode(pool, { nodeId, namespace, displayName, metadata, host: os.hostname(), pid: process.pid });
+      await registerNode(pool, { nodeId, namespace, displayName, metadata, host: os.hostname(), pid: process.pid, hearsNotify });
     } catch (error) {
       throw this.#context.toError(error, `register node ${nodeId}`);
     }
@@ -58,6 +59,15 @@ export class NodeRegistry {
     const dropped = await cleanUpNamespace(pool, namespace, this.timings.nodeQueueGraceMs, BROADCAST_PAYLOAD_TTL_MS);
     if (dropped > 0) logger.info({ queues: dropped }, "dropped the queues of nodes gone for longer than the grace period");
     return dead;
+  }
+
+  /** Whether an alive node of the namespace cannot hear NOTIFYs (it answers requests through its group's queue only). */
+  async hasDeafNodes(): Promise<boolean> {
+    try {
+      return await hasDeafNodes(this.#context.pool, this.#context.namespace);
+    } catch (error) {
+      throw this.#context.toError(error, "look for nodes that cannot hear notifications");
+    }
   }
 
   /** Marks `nodeId` stopped. */

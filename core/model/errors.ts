@@ -143,7 +143,7 @@ export class NoResponderError extends NexusError {
       ErrorCode.noResponder,
       delivery === "direct"
         ? `No live node in namespace ${namespace} answers requests of type ${type} directly: start a node with node.onRequest(pattern, handler) ` +
-            `(connected without replies: 'queue'), or send with delivery: 'queue'.`
+            `(connected without replies: 'queue', on a LISTEN connection that hears notifications), or send with delivery: 'queue'.`
         : `No group in namespace ${namespace} answers requests of type ${type}: register one with node.onRequest(pattern, handler) ` +
             `(and start its node) before sending.`,
       { retryable: true },

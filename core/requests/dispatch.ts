@@ -123,21 +123,34 @@ export class RequestDispatcher implements Dispatcher {
   }
 }
 
+/** What a node's own queue hands on besides events and direct messages. */
+export interface NodeQueueHandlers {
+  /** A reply to one of the node's requests. */
+  reply(reply: ReplyEnvelope): void;
+  /** A direct request, put here instead of NOTIFYed because the node cannot hear (core.send_direct). */
+  request(request: RequestEnvelope): void;
+  /** A requester's cancellation of a stream, put here for the same reason (core.send_to_node). */
+  cancel(correlationId: string): void;
+}
+
 /**
  * A node's own queue: replies go back to their requests, direct messages to their
  * handlers, and copies of events (no `kind`: `core.emit`'s envelope) to the node's own
- * event subscriptions.
+ * event subscriptions. A node that cannot hear NOTIFYs also finds here what the direct
+ * path sends it: requests and cancellations.
  */
 export class NodeQueueDispatcher implements Dispatcher {
   constructor(
-    private readonly onReply: (reply: ReplyEnvelope) => void,
+    private readonly handlers: NodeQueueHandlers,
     private readonly direct: EventDispatcher,
     private readonly events: EventDispatcher,
   ) {}
 
   async deliver(message: QueueMessage, scope: DeliveryScope): Promise<void> {
-    const envelope = message.message as NodeEnvelope;
-    if (envelope.kind === "reply") return this.onReply(envelope);
+    const envelope = message.message as NodeEnvelope | RequestEnvelope;
+    if (envelope.kind === "reply") return this.handlers.reply(envelope);
+    if (envelope.kind === "request") return this.handlers.request(envelope);
+    if (envelope.kind === "cancel") return this.handlers.cancel(envelope.c);
     if (envelope.kind === undefined || envelope.kind === "event") return this.events.deliver(message, scope);
     return this.direct.deliver(message, scope);
   }

@@ -30,10 +30,17 @@ export interface InboxInit {
   listener: NotificationListener;
   /** Who answers which requests directly (the system's view). */
   directory: ResponderDirectory;
+  /** Whether the namespace has live nodes that cannot hear notifications (the registry's answer). */
+  hasDeafNodes: () => Promise<boolean>;
   /** A direct request arrived: answer it (see `NodeSubscriptions.answerDirect`). */
   onRequest: (request: RequestEnvelope) => void;
   /** A requester cancelled a stream this node may be sending. */
   onCancel: (correlationId: string) => void;
+  /**
+   * Milliseconds between reads of the node's queue when no NOTIFY wakes it: 2,000, or
+   * short for a node that cannot hear (its replies arrive there unannounced).
+   */
+  pollIntervalMs: number;
 }
 
 /** Messages waiting for one target node, sent in order, one batch at a time. */
@@ -67,6 +74,7 @@ export class NodeInbox {
       send: (envelope: RequestEnvelope) => requests.add(envelope),
       pickDirect: (type: string) => init.directory.pick(type),
       sendDirect: (nodeId: string, envelope: RequestEnvelope) => this.#direct.sendEnvelope(nodeId, envelope),
+      hasDeafNodes: () => init.hasDeafNodes(),
       cancel: (responder, correlationId) => {
         sendToNode(init.pool, responder, { kind: "cancel", c: correlationId }, false).catch((error: unknown) =>
           init.logger.warn({ err: asError(error), correlationId }, "could not cancel a stream"),
@@ -90,12 +98,16 @@ export class NodeInbox {
         maxAttempts: 5,
         backoff: DEFAULT_BACKOFF,
         visibilityTimeoutMs: 30_000,
-        pollIntervalMs: 2_000,
+        pollIntervalMs: init.pollIntervalMs,
         timeoutMs: undefined,
         readInTransaction: false,
       },
       dispatcher: new NodeQueueDispatcher(
-        (reply) => this.requester.receive(reply),
+        {
+          reply: (reply) => this.requester.receive(reply),
+          request: (request) => this.#init.onRequest(request),
+          cancel: (correlationId) => this.#init.onCancel(correlationId),
+        },
         new EventDispatcher(`node ${init.nodeId}`, () => this.#directRoutes),
         // A copy that arrives after its pattern was removed has no one else to go to.
         new EventDispatcher(`node ${init.nodeId}`, () => this.#nodeEventRoutes, "drop"),

@@ -33,6 +33,10 @@ export interface RequestOptions {
    *   `ctx.client`. At most once: if that node stops, the request fails at once with a
    *   `ResponderGoneError`; if it dies, at the caller's timeout or when its heartbeat
    *   lapses, whichever comes first. Refused by systems connected with `replies: 'queue'`.
+   *   A system that cannot hear notifications (see `CoreSystem.hearsNotifications`) sends
+   *   `direct` requests through the queue instead; and when no node that hears answers
+   *   the type directly while the namespace has nodes that cannot hear (they answer
+   *   through their group's queue only), the request takes the queue path too.
    */
   delivery?: "queue" | "direct";
   /** @deprecated Retired: use `delivery` (`durable: false` was at most once: `delivery: "direct"`). Passing it throws a `ValidationError`. */
@@ -47,6 +51,8 @@ export interface RequesterTransport {
   pickDirect(type: string): Promise<string | undefined>;
   /** Sends the request to `nodeId` on the direct path. */
   sendDirect(nodeId: string, envelope: RequestEnvelope): Promise<void>;
+  /** True when the namespace has live nodes that cannot hear notifications (so never answer directly, only through their queues). */
+  hasDeafNodes(): Promise<boolean>;
   /** Tells a responder node to stop a stream. */
   cancel(responderNode: string, correlationId: string): void;
 }
@@ -181,8 +187,9 @@ export class Requester {
       if (options.delivery === "direct") {
         // The target is known before the request leaves, so that its going away fails the request whenever that news arrives.
         pending.target = await this.transport.pickDirect(type);
-        if (pending.target === undefined) throw new NoResponderError(type, this.namespace, "direct");
-        await this.transport.sendDirect(pending.target, envelope);
+        if (pending.target !== undefined) await this.transport.sendDirect(pending.target, envelope);
+        // No node that hears answers directly: nodes that cannot hear answer through their group's queue.
+        else if (!(await this.transport.hasDeafNodes()) || !(await this.transport.send(envelope))) throw new NoResponderError(type, this.namespace, "direct");
       } else if (!(await this.transport.send(envelope))) {
         throw new NoResponderError(type, this.namespace);
       }

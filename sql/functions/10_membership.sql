@@ -6,21 +6,45 @@
 -- types, policies, and for dropping a function or changing its arguments or result.
 -- First written in migration 4.
 
--- core.register_node(node_id, namespace, display_name, metadata, host, pid)
+-- core.register_node(node_id, namespace, display_name, metadata, host, pid, hears_notify)
 --   Creates the namespace when new and registers the node as alive (re-registering an
---   existing id revives it). Returns the node's started_at.
+--   existing id revives it). hears_notify (default true) records whether the node hears
+--   NOTIFYs on its channel; senders put what they would NOTIFY a deaf node into its queue.
+--   Returns the node's started_at.
 --   Errors: check violations for names outside the grammar. Locks: the node's row.
+--   (Live since migration 15, which added hears_notify.)
 create or replace function core.register_node(
-  p_node_id uuid, p_namespace text, p_display_name text, p_metadata jsonb, p_host text, p_pid integer
+  p_node_id uuid, p_namespace text, p_display_name text, p_metadata jsonb, p_host text, p_pid integer,
+  p_hears_notify boolean default true
 ) returns timestamptz
 language sql as $$
   insert into core.namespaces (name) values (p_namespace) on conflict (name) do nothing;
-  insert into core.nodes (node_id, namespace, display_name, metadata, host, pid)
-  values (p_node_id, p_namespace, p_display_name, coalesce(p_metadata, '{}'::jsonb), p_host, p_pid)
+  insert into core.nodes (node_id, namespace, display_name, metadata, host, pid, hears_notify)
+  values (p_node_id, p_namespace, p_display_name, coalesce(p_metadata, '{}'::jsonb), p_host, p_pid, coalesce(p_hears_notify, true))
   on conflict (node_id) do update
     set display_name = excluded.display_name, metadata = excluded.metadata, host = excluded.host,
-        pid = excluded.pid, status = 'alive', started_at = now(), last_heartbeat_at = now(), stopped_at = null
+        pid = excluded.pid, hears_notify = excluded.hears_notify, status = 'alive', started_at = now(),
+        last_heartbeat_at = now(), stopped_at = null
   returning started_at;
+$$;
+
+-- core.node_hears(node_id)
+--   Whether the node hears NOTIFYs on its channel (core.nodes.hears_notify, migration 15);
+--   true for a node the registry does not know (or that a namespace role cannot see).
+--   Result: boolean. Errors: none. Locks: none.
+create or replace function core.node_hears(p_node_id uuid) returns boolean
+language sql stable as $$
+  select coalesce((select n.hears_notify from core.nodes n where n.node_id = p_node_id), true);
+$$;
+
+-- core.has_deaf_nodes(namespace)
+--   Whether an alive node of the namespace cannot hear NOTIFYs (registered with
+--   hears_notify false). A direct request that finds no node to NOTIFY asks it before
+--   failing: such a node answers through its group's queue instead.
+--   Result: boolean. Errors: none. Locks: none.
+create or replace function core.has_deaf_nodes(p_namespace text) returns boolean
+language sql stable as $$
+  select exists (select 1 from core.nodes n where n.namespace = p_namespace and n.status = 'alive' and not n.hears_notify);
 $$;
 
 -- core.touch_node_heartbeat(node_id)

@@ -106,24 +106,28 @@ $$;
 
 -- core.send_to_node(node_id, message, via_queue)
 --   Delivers a reply or control message to one node: on its channel by NOTIFY when
---   via_queue is false and the message fits, else into its queue (created when missing)
---   followed by an empty NOTIFY that wakes its reader. Returns 'notify' or 'queue'.
+--   via_queue is false, the message fits and the node hears NOTIFYs (core.node_hears),
+--   else into its queue (created when missing), followed by an empty NOTIFY that wakes
+--   its reader (none for a node that cannot hear it: it polls). Returns 'notify' or 'queue'.
 --   Transactional: nothing is delivered unless the caller's transaction commits. It sets
 --   the transaction's commit to asynchronous: a reply lost in a server crash is lost
 --   together with the responder's effects and acknowledgement, so a durable request is
---   simply run again (DESIGN.md, performance model).
+--   simply run again (DESIGN.md, performance model). Locks: none beyond pgmq.send's insert.
 create or replace function core.send_to_node(p_node_id uuid, p_message jsonb, p_via_queue boolean) returns text
 language plpgsql as $$
 declare
   v_text text := p_message::text;
+  v_hears boolean := core.node_hears(p_node_id);
 begin
   perform set_config('synchronous_commit', 'off', true);
-  if not p_via_queue and octet_length(v_text) <= core.notify_limit() then
+  if not p_via_queue and v_hears and octet_length(v_text) <= core.notify_limit() then
     perform pg_notify(core.node_channel(p_node_id), v_text);
     return 'notify';
   end if;
   perform core.enqueue(core.ensure_node_queue(p_node_id), array[p_message]);
-  perform pg_notify(core.node_channel(p_node_id), '');
+  if v_hears then
+    perform pg_notify(core.node_channel(p_node_id), '');
+  end if;
   return 'queue';
 end;
 $$;
@@ -132,18 +136,21 @@ $$;
 --   The direct path (at most once): NOTIFYs each message, a JSON text, on its node's
 --   channel, in array order, in one statement. A message too large for NOTIFY waits in
 --   core.broadcast_payloads, and its NOTIFY carries '{"kind":"ref","r":<id>}' in its place;
---   the receiver handles its channel in order and fetches it there. Nothing is kept for a
---   node that is not listening. Commits asynchronously (synchronous_commit off for the
---   transaction): what a server crash loses was never more than at most once.
+--   the receiver handles its channel in order and fetches it there. A message to a node
+--   that cannot hear NOTIFYs (core.nodes.hears_notify false, migration 15) goes into its
+--   queue instead, which it polls. Nothing is kept for a node that is not listening.
+--   Commits asynchronously (synchronous_commit off for the transaction): what a server
+--   crash loses was never more than at most once.
 --   Result: integer, the number of messages sent. Errors: 42501 when a namespace role
 --   sends into another namespace; 22023 when the arrays differ in length. Locks: none
---   (PostgreSQL's NOTIFY queue lock at commit).
+--   (PostgreSQL's NOTIFY queue lock at commit; pgmq.send's insert for a deaf node).
 create or replace function core.send_direct(p_namespace text, p_node_ids uuid[], p_messages text[]) returns integer
 language plpgsql as $$
 declare
   v_count integer := coalesce(array_length(p_messages, 1), 0);
   v_message text;
   v_id bigint;
+  v_deaf uuid[];
 begin
   perform core.assert_caller_namespace(p_namespace);
   if coalesce(array_length(p_node_ids, 1), 0) <> v_count then
@@ -151,8 +158,14 @@ begin
       using errcode = '22023';
   end if;
   perform set_config('synchronous_commit', 'off', true);
+  select coalesce(array_agg(n.node_id), '{}') into v_deaf
+    from core.nodes n where n.node_id = any(p_node_ids) and not n.hears_notify;
   for v_i in 1 .. v_count loop
     v_message := p_messages[v_i];
+    if p_node_ids[v_i] = any(v_deaf) then
+      perform core.enqueue(core.ensure_node_queue(p_node_ids[v_i]), array[v_message::jsonb]);
+      continue;
+    end if;
     if octet_length(v_message) > core.notify_limit() then
       insert into core.broadcast_payloads (namespace, payload) values (p_namespace, v_message::jsonb) returning id into v_id;
       v_message := json_build_object('kind', 'ref', 'r', v_id)::text;
