@@ -190,8 +190,12 @@ export class CoreNode {
    */
   async request<TReply = unknown>(type: string, payload: unknown, options: RequestOptions = {}): Promise<TReply> {
     this.#validateRequest(type, payload, options);
-    await this.#inbox.open();
-    return (await this.#inbox.requester.request(type, payload, options)) as TReply;
+    try {
+      await this.#inbox.open();
+      return (await this.#inbox.requester.request(type, payload, options)) as TReply;
+    } catch (error) {
+      throw this.#context.toError(error, `request ${type}`);
+    }
   }
 
   /**
@@ -201,8 +205,12 @@ export class CoreNode {
    */
   async *requestStream<TValue = unknown>(type: string, payload: unknown, options: RequestOptions = {}): AsyncGenerator<TValue, void, undefined> {
     this.#validateRequest(type, payload, options);
-    await this.#inbox.open();
-    yield* this.#inbox.requester.requestStream(type, payload, options) as AsyncGenerator<TValue, void, undefined>;
+    try {
+      await this.#inbox.open();
+      yield* this.#inbox.requester.requestStream(type, payload, options) as AsyncGenerator<TValue, void, undefined>;
+    } catch (error) {
+      throw this.#context.toError(error, `request ${type}`);
+    }
   }
 
   /**
