@@ -200,8 +200,12 @@ export class CoreNode {
    */
   async request<TReply = unknown>(type: string, payload: unknown, options: RequestOptions = {}): Promise<TReply> {
     const sent = this.#validateRequest(type, payload, options);
-    await this.#inbox.open();
-    return (await this.#inbox.requester.request(type, payload, sent)) as TReply;
+    try {
+      await this.#inbox.open();
+      return (await this.#inbox.requester.request(type, payload, sent)) as TReply;
+    } catch (error) {
+      throw this.#context.toError(error, `request ${type}`);
+    }
   }
 
   /**
@@ -211,8 +215,12 @@ export class CoreNode {
    */
   async *requestStream<TValue = unknown>(type: string, payload: unknown, options: RequestOptions = {}): AsyncGenerator<TValue, void, undefined> {
     const sent = this.#validateRequest(type, payload, options);
-    await this.#inbox.open();
-    yield* this.#inbox.requester.requestStream(type, payload, sent) as AsyncGenerator<TValue, void, undefined>;
+    try {
+      await this.#inbox.open();
+      yield* this.#inbox.requester.requestStream(type, payload, sent) as AsyncGenerator<TValue, void, undefined>;
+    } catch (error) {
+      throw this.#context.toError(error, `request ${type}`);
+    }
   }
 
   /**

@@ -168,7 +168,6 @@ export class NodeSubscriptions {
     const handled = dispatcher.deliver(message, { transaction: client, signal: controller.signal });
     const settled = handled.catch(() => {});
     this.#answering.set(settled, controller);
-    void settled.finally(() => this.#answering.delete(settled));
     try {
       const timedOut =
         timeoutMs === undefined
@@ -188,6 +187,8 @@ export class NodeSubscriptions {
       return dispatcher.failed(message, error);
     } finally {
       clearTimeout(timer);
+      // Answered (or timed out, its signal aborted): a stop does not wait for it any longer.
+      this.#answering.delete(settled);
     }
   }
 

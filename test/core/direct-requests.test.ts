@@ -1,13 +1,14 @@
 /**
  * The direct path of `request` (`delivery: "direct"`): a NOTIFY to one live node that
  * answers the type, chosen round robin from the namespace's responders (kept current by
- * membership broadcasts); replies on the direct path; at most once.
+ * membership broadcasts); replies on the direct path; at most once. What both paths share
+ * (replies, errors, streams, cancellation, timeouts, large payloads, a graceful stop
+ * mid-load) runs on each in rpc.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import {
   ErrorCode,
   NoResponderError,
-  RemoteError,
   ResponderGoneError,
   ValidationError,
   type CoreNode,
@@ -15,7 +16,7 @@ import {
 } from "../../core/index.js";
 import { testDatabaseUrl, uniqueNamespace, withClient } from "../support/database.js";
 import { useSystems } from "../support/systems.js";
-import { deferred, sleep, waitUntil, within } from "../support/wait.js";
+import { deferred, sleep, waitUntil } from "../support/wait.js";
 
 const systems = useSystems({ label: "dreq" });
 
@@ -25,68 +26,6 @@ async function node(namespace: string, displayName: string, system?: CoreSystem)
 }
 
 describe("direct requests", () => {
-  it("answers replies, streams and 100 KiB payloads in order, each request once", async () => {
-    const namespace = uniqueNamespace("dreq");
-    const responder = await node(namespace, "math");
-    let runs = 0;
-    await responder.onRequest<{ a: number; b: number }>("math.sum", (request) => {
-      runs += 1;
-      return request.payload.a + request.payload.b;
-    });
-    await responder.onRequest<{ n: number }>("math.count", async function* (request) {
-      for (let i = 0; i < request.payload.n; i += 1) yield i % 7 === 3 ? { i, pad: "x".repeat(100 * 1024) } : { i };
-    });
-    await responder.onRequest<{ text: string }>("text.echo", (request) => request.payload.text);
-    await responder.start();
-    const caller = await node(namespace, "api");
-    await caller.start();
-
-    const sums = await Promise.all(Array.from({ length: 200 }, (_, i) => caller.request<number>("math.sum", { a: i, b: 1 }, { delivery: "direct", timeout: 10_000 })));
-    expect(sums).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
-    const values: { i: number; pad?: string }[] = [];
-    for await (const value of caller.requestStream<{ i: number; pad?: string }>("math.count", { n: 20 }, { delivery: "direct", timeout: 10_000 })) values.push(value);
-    expect(values.map((value) => value.i)).toEqual(Array.from({ length: 20 }, (_, i) => i));
-    expect(values.filter((value) => value.pad?.length === 100 * 1024)).toHaveLength(3);
-    const big = "y".repeat(100 * 1024);
-    expect(await caller.request("text.echo", { text: big }, { delivery: "direct" })).toBe(big);
-    await sleep(200);
-    expect(runs).toBe(200);
-  });
-
-  it("stops the responder's stream when the caller breaks out after 10 values, and answers again", async () => {
-    const namespace = uniqueNamespace("dreq-break");
-    const responder = await node(namespace, "streams");
-    let produced = 0;
-    let signalAborted: boolean | undefined;
-    const finallyRan = deferred<number>();
-    await responder.onRequest("endless.stream", async function* (_request, ctx) {
-      try {
-        for (;;) {
-          produced += 1;
-          yield { n: produced };
-        }
-      } finally {
-        signalAborted = ctx.signal.aborted;
-        finallyRan.resolve(produced);
-      }
-    });
-    await responder.onRequest("streams.ping", () => "pong");
-    await responder.start();
-    const caller = await node(namespace, "api");
-    await caller.start();
-    const received: number[] = [];
-    for await (const value of caller.requestStream<{ n: number }>("endless.stream", {}, { delivery: "direct", timeout: 10_000 })) {
-      received.push(value.n);
-      if (received.length === 10) break;
-    }
-    expect(received).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
-    const producedAtFinally = await within(5_000, "the responder's generator to run its finally", finallyRan.promise);
-    expect(signalAborted, "the handler's ctx.signal aborted on cancellation").toBe(true);
-    await sleep(300);
-    expect(produced).toBe(producedAtFinally);
-    expect(await caller.request("streams.ping", {}, { delivery: "direct" })).toBe("pong");
-  });
-
   it("balances across the live responders of a type, and fails over when one stops gracefully", async () => {
     const namespace = uniqueNamespace("dreq-rr");
     const handledBy: string[] = [];
@@ -141,8 +80,8 @@ describe("direct requests", () => {
     expect(runs).toBe(1);
   });
 
-  it("carries a handler's error, commits what a handler writes through ctx.client, and bounds it by its timeout", async () => {
-    const namespace = uniqueNamespace("dreq-err");
+  it("runs a handler outside a transaction until it uses ctx.client, and commits what it writes there when it returns", async () => {
+    const namespace = uniqueNamespace("dreq-tx");
     const table = `dreq_effects_${Date.now()}`;
     await withClient(testDatabaseUrl(), (client) => client.query(`create table ${table} (i int primary key)`));
     try {
@@ -151,23 +90,12 @@ describe("direct requests", () => {
         await client.query(`insert into ${table} (i) values ($1)`, [request.payload.i]);
         return "written";
       });
-      await responder.onRequest("svc.fail", () => {
-        throw Object.assign(new Error("cannot"), { code: "E_SVC", data: { why: "test" } });
-      });
-      await responder.onRequest("svc.hang", (_request, { signal }) => new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true })), { group: "hanging", timeout: 300 });
       await responder.start();
       const caller = await node(namespace, "api");
       await caller.start();
       expect(await caller.request("svc.write", { i: 7 }, { delivery: "direct" })).toBe("written");
       const { rows } = await withClient(testDatabaseUrl(), (client) => client.query<{ i: number }>(`select i from ${table}`));
       expect(rows).toEqual([{ i: 7 }]);
-      const failure = await caller.request("svc.fail", {}, { delivery: "direct" }).catch((error: unknown) => error);
-      expect(failure).toBeInstanceOf(RemoteError);
-      expect((failure as RemoteError).remoteCode).toBe("E_SVC");
-      expect((failure as RemoteError).data).toEqual({ why: "test" });
-      const timedOut = await caller.request("svc.hang", {}, { delivery: "direct", timeout: 5_000 }).catch((error: unknown) => error);
-      expect(timedOut).toBeInstanceOf(RemoteError);
-      expect((timedOut as RemoteError).remoteCode).toBe(ErrorCode.handlerTimeout);
     } finally {
       await withClient(testDatabaseUrl(), (client) => client.query(`drop table if exists ${table}`));
     }

@@ -2,8 +2,11 @@
  * Acceptance tests of request/response, streams, direct sends, broadcasts and handler
  * timeouts, in one process. Where it matters, a responder and its caller are two
  * systems (two connection pools and LISTEN connections), standing for two services.
- * The reply tests run twice: with replies by NOTIFY (the default) and with
- * `replies: "queue"` (every reply through the requester's queue).
+ * The behaviour both request paths share runs on each of them: `delivery: "queue"` with
+ * replies by NOTIFY (the default) and with `replies: "queue"` (every reply through the
+ * requester's queue), and `delivery: "direct"` (a NOTIFY to one live responder). Tests of
+ * one path's own semantics (a queued request outliving its responders, batch deadlines)
+ * stay single; the direct path's own are in direct-requests.test.ts.
  */
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -15,10 +18,12 @@ import {
   NoResponderError,
   RemoteError,
   RequestTimeoutError,
+  ResponderGoneError,
   groupQueueName,
   requestQueueName,
   type ConnectOptions,
   type CoreNode,
+  type Delivery,
 } from "../../core/index.js";
 import { dropNamespaceLeftovers, testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { testSystems } from "../support/systems.js";
@@ -85,6 +90,22 @@ function connect(namespace: string, options: Partial<ConnectOptions> = {}): Prom
   return systems.connect({ namespace, ...options });
 }
 
+/** A path of requests: how they travel, and how replies travel. */
+interface RequestPath {
+  name: string;
+  delivery: Delivery;
+  replies: "notify" | "queue";
+}
+
+/** Every path of requests (`replies: "queue"` refuses the direct path). */
+const PATHS: readonly RequestPath[] = [
+  { name: "delivery 'queue', replies by NOTIFY", delivery: "queue", replies: "notify" },
+  { name: "delivery 'queue', replies through queues", delivery: "queue", replies: "queue" },
+  { name: "delivery 'direct'", delivery: "direct", replies: "notify" },
+];
+const eachPath = PATHS.map((path) => [path.name, path] as [string, RequestPath]);
+const eachDelivery = (["queue", "direct"] as const).map((delivery) => PATHS.find((path) => path.delivery === delivery && path.replies === "notify")!);
+
 /** Two services in a new namespace: a responder (not started yet, so handlers can be added) and a started caller `api`. */
 async function services(label: string, replies: "notify" | "queue", responderOptions: Partial<ConnectOptions> = {}) {
   const namespace = newNamespace(label);
@@ -135,7 +156,9 @@ const fastRetry = { maxAttempts: 5, backoff: { type: "fixed" as const, delay: 0 
 // Request/response, in both reply modes
 // ---------------------------------------------------------------------------------------
 
-describe.each(["notify", "queue"] as const)("request/response with replies by %s", (replies) => {
+describe.each(eachPath)("request/response on %s", (_name, { delivery, replies }) => {
+  const via = { delivery };
+
   it("answers a request; a stream collected by request(); error replies carry message, code and data, a stack only when asked; an unknown type fails at once", async () => {
     const { namespace, responder, api } = await services("rpc-basic", replies);
     await responder.onRequest<{ a: number; b: number }>("math.sum", (request) => request.payload.a + request.payload.b, { group: "math" });
@@ -176,17 +199,17 @@ describe.each(["notify", "queue"] as const)("request/response with replies by %s
     await debug.start();
     const channel = await watchNodeChannel(api);
 
-    expect(await api.request("math.sum", { a: 1, b: 2 }, { timeout: 5_000 })).toBe(3);
+    expect(await api.request("math.sum", { a: 1, b: 2 }, { timeout: 5_000, ...via })).toBe(3);
     const whoami = await api.request<{ id: string; type: string; headers: Record<string, string>; sourceNode: string }>(
       "math.whoami",
       {},
-      { timeout: 5_000, headers: { traceparent: "00-abc-def-01" } },
+      { timeout: 5_000, headers: { traceparent: "00-abc-def-01" }, ...via },
     );
     expect(whoami).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), type: "math.whoami", headers: { traceparent: "00-abc-def-01" }, sourceNode: api.nodeId });
-    expect(await api.request("math.count", { n: 5 }, { timeout: 5_000 }), "request() collects a streamed reply").toEqual([0, 1, 2, 3, 4]);
-    expect(await api.request("math.count", { n: 0 }, { timeout: 5_000 }), "an empty stream").toEqual([]);
+    expect(await api.request("math.count", { n: 5 }, { timeout: 5_000, ...via }), "request() collects a streamed reply").toEqual([0, 1, 2, 3, 4]);
+    expect(await api.request("math.count", { n: 0 }, { timeout: 5_000, ...via }), "an empty stream").toEqual([]);
 
-    const { error: failure } = await rejectionOf(api.request("math.fail", { why: "too big" }, { timeout: 5_000 }));
+    const { error: failure } = await rejectionOf(api.request("math.fail", { why: "too big" }, { timeout: 5_000, ...via }));
     expect(failure).toBeInstanceOf(RemoteError);
     const remote = failure as RemoteError;
     expect(remote.message).toBe("cannot: too big");
@@ -196,29 +219,29 @@ describe.each(["notify", "queue"] as const)("request/response with replies by %s
     expect(remote.remoteStack, "a stack is sent only with sendErrorStacks: true").toBeUndefined();
     expect(remote.code).toBe("ERR_NEXUS_REMOTE");
 
-    const { error: stringFailure } = await rejectionOf(api.request("math.throw-string", {}, { timeout: 5_000 }));
+    const { error: stringFailure } = await rejectionOf(api.request("math.throw-string", {}, { timeout: 5_000, ...via }));
     expect(stringFailure).toBeInstanceOf(RemoteError);
     expect((stringFailure as RemoteError).message).toBe("plain string");
 
     const streamed: unknown[] = [];
     const { error: streamFailure } = await rejectionOf((async () => {
-      for await (const value of api.requestStream("math.broken-stream", {}, { timeout: 5_000 })) streamed.push(value);
+      for await (const value of api.requestStream("math.broken-stream", {}, { timeout: 5_000, ...via })) streamed.push(value);
     })());
     expect(streamed, "the values sent before the stream failed").toEqual([1, 2]);
     expect(streamFailure).toBeInstanceOf(RemoteError);
     expect(streamFailure).toMatchObject({ message: "broke at 3", remoteCode: "E_BROKE", data: { at: 3 } });
 
-    const { error: debugFailure } = await rejectionOf(api.request("debug.fail", {}, { timeout: 5_000 }));
+    const { error: debugFailure } = await rejectionOf(api.request("debug.fail", {}, { timeout: 5_000, ...via }));
     expect(debugFailure).toBeInstanceOf(RemoteError);
     expect((debugFailure as RemoteError).remoteCode).toBe("E_DEBUG");
     expect((debugFailure as RemoteError).remoteStack).toMatch(/^Error: debug failure\n\s+at /);
     expect((debugFailure as RemoteError).remoteStack).toContain("rpc.test.ts");
 
-    const { error: nobody, ms } = await rejectionOf(api.request("nobody.home", {}, { timeout: 10_000 }));
+    const { error: nobody, ms } = await rejectionOf(api.request("nobody.home", {}, { timeout: 10_000, ...via }));
     expect(nobody).toBeInstanceOf(NoResponderError);
     expect(ms, "NoResponderError comes at once, not after the timeout").toBeLessThan(1_000);
     const { error: nobodyStream } = await rejectionOf((async () => {
-      for await (const value of api.requestStream("nobody.home", {}, { timeout: 10_000 })) void value;
+      for await (const value of api.requestStream("nobody.home", {}, { timeout: 10_000, ...via })) void value;
     })());
     expect(nobodyStream).toBeInstanceOf(NoResponderError);
 
@@ -237,9 +260,9 @@ describe.each(["notify", "queue"] as const)("request/response with replies by %s
 
     const startedAt = performance.now();
     const received: number[] = [];
-    for await (const value of api.requestStream<{ i: number }>("math.count", { n: 1_000 }, { timeout: 10_000 })) received.push(value.i);
+    for await (const value of api.requestStream<{ i: number }>("math.count", { n: 1_000 }, { timeout: 10_000, ...via })) received.push(value.i);
     const elapsedMs = performance.now() - startedAt;
-    console.info(`[rpc] replies=${replies}: 1,000 streamed values in ${Math.round(elapsedMs)} ms`);
+    console.info(`[rpc] delivery=${delivery} replies=${replies}: 1,000 streamed values in ${Math.round(elapsedMs)} ms`);
     expect(received).toHaveLength(1_000);
     expect(received).toEqual(range(1_000));
   });
@@ -256,11 +279,11 @@ describe.each(["notify", "queue"] as const)("request/response with replies by %s
     const channel = await watchNodeChannel(api);
 
     const received: { i: number; text: string }[] = [];
-    for await (const value of api.requestStream<{ i: number; text: string }>("mixed.stream", {}, { timeout: 10_000 })) received.push(value);
+    for await (const value of api.requestStream<{ i: number; text: string }>("mixed.stream", {}, { timeout: 10_000, ...via })) received.push(value);
     expect(received.map((value) => value.i)).toEqual(range(TOTAL));
     expect(received).toEqual(range(TOTAL).map(valueOf));
 
-    // Both paths were taken: large values (and, with replies: 'queue', all) through the queue.
+    // Both paths were taken: large values (and, with replies: 'queue', all) through the queue, on either delivery.
     const large = range(TOTAL).filter(isLarge).length;
     const viaQueue = replies === "queue" ? TOTAL + 1 : large; // + the final message of the stream
     const viaNotify = replies === "queue" ? 0 : TOTAL - large + 1;
@@ -289,7 +312,7 @@ describe.each(["notify", "queue"] as const)("request/response with replies by %s
     await responder.start();
 
     const received: number[] = [];
-    for await (const value of api.requestStream<{ n: number }>("endless.stream", {}, { timeout: 10_000 })) {
+    for await (const value of api.requestStream<{ n: number }>("endless.stream", {}, { timeout: 10_000, ...via })) {
       received.push(value.n);
       if (received.length === 10) break;
     }
@@ -298,12 +321,12 @@ describe.each(["notify", "queue"] as const)("request/response with replies by %s
     const producedAtFinally = await within(5_000, "the responder's generator to run its finally", finallyRan.promise);
     expect(signalAborted, "the handler's ctx.signal aborted on cancellation").toBe(true);
     await sleep(500);
-    console.info(`[rpc] replies=${replies}: the endless stream produced ${produced} values (${producedAtFinally} when its finally ran) after the caller took 10`);
+    console.info(`[rpc] delivery=${delivery} replies=${replies}: the endless stream produced ${produced} values (${producedAtFinally} when its finally ran) after the caller took 10`);
     expect(produced, "the responder kept producing after its finally ran").toBe(producedAtFinally);
     expect(produced, "values produced before the cancellation took effect").toBeLessThan(2_000);
     // The request is settled and acknowledged, and the responder answers again.
     await waitUntil("the request queue to drain", () => queueLength(requestQueueName(namespace, "math")), (n) => n === 0, 5_000);
-    expect(await api.request("math.ping", {}, { timeout: 5_000 })).toBe("pong");
+    expect(await api.request("math.ping", {}, { timeout: 5_000, ...via })).toBe("pong");
   });
 
   it("rejects with CancelledError when options.signal aborts mid-stream, and stops the responder", async () => {
@@ -327,7 +350,7 @@ describe.each(["notify", "queue"] as const)("request/response with replies by %s
     const received: number[] = [];
     const { error } = await rejectionOf(
       (async () => {
-        for await (const value of api.requestStream<number>("endless.stream", {}, { timeout: 10_000, signal: controller.signal })) {
+        for await (const value of api.requestStream<number>("endless.stream", {}, { timeout: 10_000, signal: controller.signal, ...via })) {
           received.push(value);
           if (received.length === 5) controller.abort(new Error("enough"));
         }
@@ -341,20 +364,35 @@ describe.each(["notify", "queue"] as const)("request/response with replies by %s
     expect(produced).toBe(producedThen);
 
     // An already aborted signal never sends the request.
-    const { error: early } = await rejectionOf(api.request("endless.stream", {}, { signal: AbortSignal.abort() }));
+    const { error: early } = await rejectionOf(api.request("endless.stream", {}, { signal: AbortSignal.abort(), ...via }));
     expect(early).toBeInstanceOf(CancelledError);
   });
 
-  it("carries a 64 KiB request and a 64 KiB reply intact", async () => {
+  it("carries a 100 KiB request and a 100 KiB reply intact and in order with small ones", async () => {
     const { responder, api } = await services("rpc-large", replies);
-    await responder.onRequest<{ text: string }>("echo.big", (request) => ({ echoed: request.payload.text, reversed: [...request.payload.text].reverse().join(""), tail: "ünïcødé €😀" }));
+    await responder.onRequest<{ i: number; text: string }>("echo.text", (request) => ({ i: request.payload.i, reversed: [...request.payload.text].reverse().join(""), tail: "ünïcødé €😀" }));
+    await responder.onRequest<{ sizes: number[] }>("echo.stream", async function* (request) {
+      for (const [i, size] of request.payload.sizes.entries()) yield { i, text: patterned(size, i) };
+    });
     await responder.start();
-    const text = patterned(64 * 1024, 3);
-    const reply = await api.request<{ echoed: string; reversed: string; tail: string }>("echo.big", { text }, { timeout: 10_000 });
-    expect(reply.echoed.length).toBe(64 * 1024);
-    expect(reply.echoed === text, "the 64 KiB reply differs from what was sent").toBe(true);
-    expect(reply.reversed === [...text].reverse().join("")).toBe(true);
-    expect(reply.tail).toBe("ünïcødé €😀");
+    const KIB_100 = 100 * 1024;
+    const sizes = range(12).map((i) => (i % 4 === 1 ? KIB_100 : 10 + i)); // small, 100 KiB, small, small, ...
+    const texts = sizes.map((size, i) => patterned(size, i));
+
+    // Sent without awaiting each: every reply matches its request.
+    const answers = await Promise.all(
+      texts.map((text, i) => api.request<{ i: number; reversed: string; tail: string }>("echo.text", { i, text }, { timeout: 10_000, ...via })),
+    );
+    expect(answers.map((reply) => reply.i)).toEqual(range(sizes.length));
+    const intact = answers.map((reply, i) => reply.reversed === [...texts[i]!].reverse().join("") && reply.tail === "ünïcødé €😀");
+    expect(intact, "replies that differ from what was sent").toEqual(sizes.map(() => true));
+
+    // One reply streaming 100 KiB values between small ones: all arrive, intact, in order.
+    const values: { i: number; text: string }[] = [];
+    for await (const value of api.requestStream<{ i: number; text: string }>("echo.stream", { sizes }, { timeout: 10_000, ...via })) values.push(value);
+    expect(values.map((value) => value.i)).toEqual(range(sizes.length));
+    expect(values.map((value) => value.text.length)).toEqual(sizes);
+    expect(values.every((value, i) => value.text === texts[i]), "streamed values that differ from what was sent").toBe(true);
   });
 
   it("answers 200 concurrent requests correctly, each handled exactly once, across two instances of the group", async () => {
@@ -379,10 +417,10 @@ describe.each(["notify", "queue"] as const)("request/response with replies by %s
     const results = await within(
       20_000,
       "200 concurrent replies",
-      Promise.all(range(200).map((i) => api.request<{ i: number; square: number }>("calc.square", { i }, { timeout: 15_000 }))),
+      Promise.all(range(200).map((i) => api.request<{ i: number; square: number }>("calc.square", { i }, { timeout: 15_000, ...via }))),
     );
     const elapsedMs = performance.now() - startedAt;
-    console.info(`[rpc] replies=${replies}: 200 concurrent requests in ${Math.round(elapsedMs)} ms, handled ${JSON.stringify(byInstance)}`);
+    console.info(`[rpc] delivery=${delivery} replies=${replies}: 200 concurrent requests in ${Math.round(elapsedMs)} ms, handled ${JSON.stringify(byInstance)}`);
     expect(results).toEqual(range(200).map((i) => ({ i, square: i * i })));
     await sleep(300); // room for a (wrong) second run to show up
     expect([...calls.keys()].sort((a, b) => a - b)).toEqual(range(200));
@@ -391,8 +429,77 @@ describe.each(["notify", "queue"] as const)("request/response with replies by %s
   });
 });
 
+describe("a responder stopping gracefully mid-load", () => {
+  it.each(eachDelivery.map(({ delivery }) => delivery))(
+    "delivery '%s': calls in flight on the stopping responder are answered (queue) or fail at once with ResponderGoneError (direct), none runs twice, new calls go to the other",
+    async (delivery) => {
+      const namespace = newNamespace("rpc-drain");
+      const HANDLER_MS = 1_000;
+      const started: { name: string; i: number }[] = [];
+      const finishedAt = new Map<number, number>();
+      const responders = new Map<string, CoreNode>();
+      for (const name of ["one", "two"]) {
+        const system = await connect(namespace);
+        const node = await system.registerNode({ displayName: name });
+        await node.onRequest<{ i: number }>(
+          "job.run",
+          async (request) => {
+            started.push({ name, i: request.payload.i });
+            if (request.payload.i >= 0) await sleep(HANDLER_MS);
+            finishedAt.set(request.payload.i, performance.now());
+            return name;
+          },
+          { group: "jobs", concurrency: 20, prefetch: 1, pollInterval: 100 }, // every call in flight at once
+        );
+        await node.start();
+        responders.set(name, node);
+      }
+      const apiSystem = await connect(namespace);
+      const api = await apiSystem.registerNode({ displayName: "api" });
+      await api.start();
+      // Both responders known to the caller (warm-up calls have negative numbers and no wait).
+      await waitUntil("both responders to answer", async () => new Set(await Promise.all(range(4).map((i) => api.request<string>("job.run", { i: -1 - i }, { delivery })))), (names) => names.size === 2);
+      started.length = 0;
+
+      const settledAt = new Map<number, number>();
+      const calls = range(20).map((i) =>
+        api.request<string>("job.run", { i }, { timeout: 15_000, delivery }).then(
+          (value) => (settledAt.set(i, performance.now()), { value }),
+          (error: unknown) => (settledAt.set(i, performance.now()), { error }),
+        ),
+      );
+      await waitUntil("both responders to run calls", () => new Set(started.map((start) => start.name)).size, (n) => n === 2, 5_000);
+      await responders.get("one")!.stop({ graceMs: 5_000 });
+      const later = await Promise.all(range(10).map((i) => api.request<string>("job.run", { i: 100 + i }, { timeout: 10_000, delivery })));
+      const outcomes = await within(15_000, "every call in flight to settle", Promise.all(calls));
+
+      const onOne = started.filter((start) => start.name === "one" && start.i < 100).map((start) => start.i);
+      expect(onOne.length, "calls the stopping responder had started").toBeGreaterThan(0);
+      expect(later, "calls made after the stop").toEqual(range(10).map(() => "two"));
+      const runs = new Map<number, number>();
+      for (const start of started) runs.set(start.i, (runs.get(start.i) ?? 0) + 1);
+      expect([...runs].filter(([, n]) => n > 1), "calls run more than once").toEqual([]);
+      if (delivery === "queue") {
+        expect(outcomes.filter((outcome) => "error" in outcome), "calls that failed").toEqual([]);
+        expect(onOne.map((i) => outcomes[i]), "calls finished by the stopping responder within its grace").toEqual(onOne.map(() => ({ value: "one" })));
+      } else {
+        for (const [i, outcome] of outcomes.entries()) {
+          if (onOne.includes(i)) {
+            expect((outcome as { error?: unknown }).error, `call ${i}, in flight on the stopping responder`).toBeInstanceOf(ResponderGoneError);
+            expect(settledAt.get(i)!, `call ${i} failed before its handler finished`).toBeLessThan(finishedAt.get(i)!);
+          } else {
+            expect(outcome, `call ${i}`).toEqual({ value: "two" });
+          }
+        }
+      }
+    },
+    30_000,
+  );
+});
+
 describe("callers that give up", () => {
-  it.each(["abort", "timeout"] as const)("stops the responder's stream when the caller gives up (%s) before the first value arrives", async (how) => {
+  const giveUps = eachDelivery.flatMap(({ delivery }) => (["abort", "timeout"] as const).map((how) => ({ how, delivery })));
+  it.each(giveUps)("stops the responder's stream when the caller gives up ($how) before the first value arrives, delivery '$delivery'", async ({ how, delivery }) => {
     const { responder, api } = await services(`rpc-giveup-${how}`, "notify");
     let produced = 0;
     const finallyRan = deferred<void>();
@@ -414,7 +521,7 @@ describe("callers that give up", () => {
       if (how === "abort") setTimeout(() => controller.abort(new Error("changed my mind")), 150);
       const { error } = await rejectionOf(
         (async () => {
-          for await (const value of api.requestStream("endless.stream", {}, { timeout: how === "timeout" ? 150 : 10_000, signal: controller.signal })) void value;
+          for await (const value of api.requestStream("endless.stream", {}, { timeout: how === "timeout" ? 150 : 10_000, signal: controller.signal, delivery })) void value;
         })(),
       );
       expect(error).toBeInstanceOf(how === "abort" ? CancelledError : RequestTimeoutError);
@@ -525,7 +632,7 @@ describe("requests to a group whose responders are down", () => {
 // ---------------------------------------------------------------------------------------
 
 describe("handler timeouts", () => {
-  it("answers a caller with a HandlerTimeoutError (a RemoteError) when the request handler hangs past its timeout", async () => {
+  it.each(eachDelivery.map(({ delivery }) => delivery))("answers a caller with a HandlerTimeoutError (a RemoteError) when the request handler hangs past its timeout, delivery '%s'", async (delivery) => {
     const { namespace, responder, api } = await services("rpc-htimeout", "notify");
     const table = await createEffectsTable();
     const signals: AbortSignal[] = [];
@@ -541,7 +648,7 @@ describe("handler timeouts", () => {
     );
     await responder.start();
 
-    const { error, ms } = await rejectionOf(api.request("slow.hang", {}, { timeout: 10_000 }));
+    const { error, ms } = await rejectionOf(api.request("slow.hang", {}, { timeout: 10_000, delivery }));
     expect(error).not.toBeInstanceOf(RequestTimeoutError);
     expect(error).toBeInstanceOf(RemoteError);
     expect((error as RemoteError).remoteName).toBe("HandlerTimeoutError");
@@ -556,9 +663,11 @@ describe("handler timeouts", () => {
 
     // The request was settled (not retried) and the group still answers.
     await waitUntil("the request queue to drain", () => queueLength(requestQueueName(namespace, "slow")), (n) => n === 0, 5_000);
-    expect(await api.request("slow.fine", {}, { timeout: 5_000 })).toBe("fine");
+    expect(await api.request("slow.fine", {}, { timeout: 5_000, delivery })).toBe("fine");
     await sleep(300);
     expect(signals, "the timed-out request was run again").toHaveLength(1);
+    // A stop does not wait out its grace (10 s) for a handler already answered with its timeout.
+    await within(5_000, "the responder to stop", responder.stop());
   });
 
   it("rolls back an event handler that hangs past its timeout, aborts its signal, refuses its later queries and retries the event", async () => {
@@ -656,31 +765,42 @@ describe("handler timeouts", () => {
 // ---------------------------------------------------------------------------------------
 
 describe("direct messages", () => {
-  it("delivers 10,000 messages sent to one node without awaiting each, each once and in order", async () => {
-    const namespace = newNamespace("rpc-direct");
-    const targetSystem = await connect(namespace);
-    const target = await targetSystem.registerNode({ displayName: "target" });
-    const received: number[] = [];
-    target.onDirect<{ i: number }>("seq.*", (message) => {
-      received.push(message.payload.i);
-    });
-    await target.start();
-    const senderSystem = await connect(namespace);
-    const sender = await senderSystem.registerNode({ displayName: "sender" });
+  it.each(eachDelivery.map(({ delivery }) => delivery))(
+    "delivers 10,000 messages sent to one node without awaiting each, every 500th of 100 KiB, each once and in order, delivery '%s'",
+    async (delivery) => {
+      const namespace = newNamespace("rpc-direct");
+      const targetSystem = await connect(namespace);
+      const target = await targetSystem.registerNode({ displayName: "target" });
+      const received: number[] = [];
+      const sizes: number[] = [];
+      const firstAttempts: boolean[] = [];
+      target.onDirect<{ i: number; pad?: string }>("seq.*", (message, context) => {
+        received.push(message.payload.i);
+        if (message.payload.pad) sizes.push(message.payload.pad.length);
+        firstAttempts.push(context.attempt === 1 && (delivery === "queue" || context.messageId === message.id));
+      });
+      await target.start();
+      const senderSystem = await connect(namespace);
+      const sender = await senderSystem.registerNode({ displayName: "sender" });
 
-    const TOTAL = 10_000;
-    const startedAt = performance.now();
-    const sends = range(TOTAL).map((i) => sender.sendTo(target.nodeId, "seq.item", { i }));
-    await within(20_000, "every send to commit", Promise.all(sends));
-    const sentMs = performance.now() - startedAt;
-    await waitUntil(`${TOTAL} direct messages handled`, () => received.length, (n) => n >= TOTAL, 20_000);
-    const handledMs = performance.now() - startedAt;
-    await sleep(300); // room for a (wrong) redelivery to show up
-    console.info(`[rpc] 10,000 direct messages: sent in ${Math.round(sentMs)} ms, all handled after ${Math.round(handledMs)} ms`);
-    expect(received).toHaveLength(TOTAL);
-    const outOfOrder = received.findIndex((value, index) => value !== index);
-    expect(outOfOrder, `first out-of-order position (value ${received[outOfOrder]})`).toBe(-1);
-  }, 40_000);
+      const TOTAL = 10_000;
+      const pad = patterned(100 * 1024, 1);
+      const startedAt = performance.now();
+      const sends = range(TOTAL).map((i) => sender.sendTo(target.nodeId, "seq.item", i % 500 === 499 ? { i, pad } : { i }, { delivery }));
+      await within(20_000, "every send to commit", Promise.all(sends));
+      const sentMs = performance.now() - startedAt;
+      await waitUntil(`${TOTAL} direct messages handled`, () => received.length, (n) => n >= TOTAL, 20_000);
+      const handledMs = performance.now() - startedAt;
+      await sleep(300); // room for a (wrong) redelivery to show up
+      console.info(`[rpc] 10,000 direct messages, delivery=${delivery}: sent in ${Math.round(sentMs)} ms, all handled after ${Math.round(handledMs)} ms`);
+      expect(received).toHaveLength(TOTAL);
+      const outOfOrder = received.findIndex((value, index) => value !== index);
+      expect(outOfOrder, `first out-of-order position (value ${received[outOfOrder]})`).toBe(-1);
+      expect(sizes, "the 100 KiB payloads, intact in length").toEqual(range(TOTAL / 500).map(() => pad.length));
+      expect(firstAttempts.every(Boolean), "each handled once, on its first attempt").toBe(true);
+    },
+    40_000,
+  );
 });
 
 describe("broadcasts", () => {

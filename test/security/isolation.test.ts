@@ -3,7 +3,9 @@
  * namespace A does everything in A (emit, consume, request/reply, direct sends,
  * broadcasts, dead letters, dropping its own groups) and nothing in namespace B: every
  * read, delete, emit and admin call on B fails with a PermissionError (SQLSTATE 42501 for
- * raw statements), and B's queues, dead letters and log are unchanged afterwards.
+ * raw statements), and B's queues, dead letters and log are unchanged afterwards. Connected
+ * with `replies: "queue"`, it refuses the direct path (`delivery: "direct"`), whose NOTIFY
+ * payloads any role of the database can read.
  *
  * Creating roles needs CREATEROLE: in the non-superuser CI mode (role nexus_app) the
  * isolation tests are skipped, and the typed refusal is tested instead.
@@ -11,7 +13,7 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CoreSystem, ErrorCode, groupQueueName, PermissionError, requestQueueName, type CoreNode, type CoreEvent } from "../../core/index.js";
+import { CoreSystem, ErrorCode, groupQueueName, PermissionError, requestQueueName, ValidationError, type CoreNode, type CoreEvent } from "../../core/index.js";
 import { dropNamespaceLeftovers, testDatabaseUrl, uniqueNamespace } from "../support/database.js";
 import { testSystems } from "../support/systems.js";
 import { waitUntil } from "../support/wait.js";
@@ -197,6 +199,43 @@ describe.skipIf(!privileged)(`namespace roles (${privileged ? "CREATEROLE availa
     await caller.heartbeat();
     await worker.stop({ graceMs: 0 });
     await caller.stop({ graceMs: 0 });
+  });
+
+  it("refuses the direct path (requests and sendTo), whose NOTIFY payloads any role could read; adapters fall back to queues", async () => {
+    const worker = await systemA.registerNode({ displayName: "direct-worker" });
+    const caller = await systemA.registerNode({ displayName: "direct-caller" });
+    await worker.onRequest("secret.get", () => "through the queue", { group: "secrets" });
+    const received: unknown[] = [];
+    worker.onDirect("secret.*", (message) => void received.push(message.payload));
+    await worker.start();
+    await caller.start();
+    // Another role LISTENs on the worker's channel: nothing of the refused calls may show up there.
+    const eavesdropper = new pg.Client({ connectionString: testDatabaseUrl() });
+    await eavesdropper.connect();
+    const overheard: string[] = [];
+    eavesdropper.on("notification", (message) => void (message.payload && overheard.push(message.payload)));
+    try {
+      await eavesdropper.query(`listen ${eavesdropper.escapeIdentifier(`nexus:n:${worker.nodeId}`)}`);
+      const refusals = [
+        await caller.request("secret.get", { pin: "1234" }, { delivery: "direct" }).catch((error: unknown) => error),
+        await caller.sendTo(worker.nodeId, "secret.note", { pin: "1234" }, { delivery: "direct" }).catch((error: unknown) => error),
+      ];
+      for (const refusal of refusals) {
+        expect(refusal).toBeInstanceOf(ValidationError);
+        expect((refusal as ValidationError).message).toMatch(/replies: 'queue'.*Use delivery: 'queue'/);
+      }
+      // What an adapter defaulting to the direct path (Nest's PgClient, Moleculer's PgTransporter) takes here.
+      expect(systemA.deliveryFor("direct", "test")).toBe("queue");
+      expect(await caller.request("secret.get", { pin: "1234" }, { delivery: "queue", timeout: 10_000 })).toBe("through the queue");
+      await caller.sendTo(worker.nodeId, "secret.note", { pin: "5678" }, { delivery: "queue" });
+      await waitUntil("the queued direct message", () => received.length, (n) => n === 1);
+      expect(received).toEqual([{ pin: "5678" }]);
+      expect(overheard.filter((payload) => payload.includes("pin")), "payloads another role read on the worker's channel").toEqual([]);
+    } finally {
+      await eavesdropper.end();
+      await worker.stop({ graceMs: 0 });
+      await caller.stop({ graceMs: 0 });
+    }
   });
 
   it("refuses every call of the API on namespace B with a PermissionError, and B is unchanged", async () => {

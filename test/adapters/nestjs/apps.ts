@@ -70,7 +70,19 @@ export interface TransportCase {
   client: () => ClientProvider;
 }
 
-/** Redis and NATS as Nest ships them, and the Postgres transport. */
+/** The Postgres transport in `namespace`: PgServer, and PgClient on `delivery` (default: its own, direct). */
+function postgresCase(name: string, connectionString: string, namespace: string, delivery?: "queue" | "direct"): TransportCase {
+  return {
+    name,
+    server: () => ({ strategy: new PgServer({ connectionString, namespace, group: "math", events: { pollInterval: 100 }, requests: { pollInterval: 100 } }) }),
+    client: () => ({ customClass: PgClient, options: { connectionString, namespace, timeout: 10_000, ...(delivery ? { delivery } : {}) } }),
+  };
+}
+
+/**
+ * Redis and NATS as Nest ships them, and the Postgres transport twice: with PgClient's
+ * default (`delivery: "direct"`) and with `delivery: "queue"`, each in a namespace of its own.
+ */
 export function transportCases(connectionString: string, namespace: string): TransportCase[] {
   return [
     {
@@ -83,11 +95,8 @@ export function transportCases(connectionString: string, namespace: string): Tra
       server: () => ({ transport: Transport.NATS, options: { servers: ["nats://127.0.0.1:4222"] } }),
       client: () => ({ transport: Transport.NATS, options: { servers: ["nats://127.0.0.1:4222"] } }),
     },
-    {
-      name: "postgres",
-      server: () => ({ strategy: new PgServer({ connectionString, namespace, group: "math", events: { pollInterval: 100 }, requests: { pollInterval: 100 } }) }),
-      client: () => ({ customClass: PgClient, options: { connectionString, namespace, timeout: 10_000 } }),
-    },
+    postgresCase("postgres", connectionString, namespace),
+    postgresCase("postgres-queue", connectionString, `${namespace}-q`, "queue"),
   ];
 }
 

@@ -1,7 +1,8 @@
 /**
  * The scenario suite of issue 7, in the style of Nest's `integration/microservices` e2e
  * specs: the same controller and handlers on Nest's Redis and NATS transports and on
- * PgServer/PgClient. Every row runs for every transport.
+ * PgServer/PgClient, the latter with PgClient's default delivery (direct) and with
+ * `delivery: "queue"`. Every row runs for every transport.
  */
 import "reflect-metadata";
 import { NestFactory } from "@nestjs/core";
@@ -72,12 +73,13 @@ describe.each(cases.map((c) => [c.name, c] as [string, TransportCase]))("Nest mi
       (failure: unknown) => failure,
     );
     // Redis publishes to a channel nobody reads (the caller waits); NATS has no subscriber;
-    // the Postgres transport answers with Nest's own "no message handler" error at once.
+    // the Postgres transport answers with Nest's own "no message handler" error at once, on either delivery.
     const expected = {
       redis: (e: unknown) => e instanceof TimeoutError,
       nats: (e: unknown) => e instanceof Error && /no subscribers/.test(e.message),
       postgres: (e: unknown) => e === NO_MESSAGE_HANDLER,
-    }[transport.name as "redis" | "nats" | "postgres"];
+      "postgres-queue": (e: unknown) => e === NO_MESSAGE_HANDLER,
+    }[transport.name as "redis" | "nats" | "postgres" | "postgres-queue"];
     expect(expected(error), String(error)).toBe(true);
   });
 
