@@ -28,13 +28,35 @@ language sql as $$
   returning started_at;
 $$;
 
+-- core.deaf_nodes(node_ids)
+--   Those of the given nodes that cannot hear NOTIFYs on their channel
+--   (core.nodes.hears_notify false, migration 15); nodes the registry does not know (or
+--   that a namespace role cannot see) count as hearing. Senders ask it for every message
+--   they would NOTIFY, so the usual answer costs almost nothing: a probe without
+--   parameters of the partial index nodes_deaf_idx (which holds only deaf nodes) comes
+--   first, with a plan PostgreSQL keeps; only when some node is deaf are the given ones
+--   looked up (a lookup by a parameter is planned again at every call).
+--   Result: uuid[], empty when all hear. Errors: none. Locks: none.
+create or replace function core.deaf_nodes(p_node_ids uuid[]) returns uuid[]
+language plpgsql stable as $$
+declare
+  v_deaf uuid[];
+begin
+  if not exists (select 1 from core.nodes n where not n.hears_notify) then
+    return '{}';
+  end if;
+  select coalesce(array_agg(n.node_id), '{}') into v_deaf
+    from core.nodes n where n.node_id = any(p_node_ids) and not n.hears_notify;
+  return v_deaf;
+end;
+$$;
+
 -- core.node_hears(node_id)
---   Whether the node hears NOTIFYs on its channel (core.nodes.hears_notify, migration 15);
---   true for a node the registry does not know (or that a namespace role cannot see).
+--   Whether the node hears NOTIFYs on its channel: not among core.deaf_nodes.
 --   Result: boolean. Errors: none. Locks: none.
 create or replace function core.node_hears(p_node_id uuid) returns boolean
 language sql stable as $$
-  select coalesce((select n.hears_notify from core.nodes n where n.node_id = p_node_id), true);
+  select cardinality(core.deaf_nodes(array[p_node_id])) = 0;
 $$;
 
 -- core.has_deaf_nodes(namespace)

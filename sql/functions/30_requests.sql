@@ -158,8 +158,7 @@ begin
       using errcode = '22023';
   end if;
   perform set_config('synchronous_commit', 'off', true);
-  select coalesce(array_agg(n.node_id), '{}') into v_deaf
-    from core.nodes n where n.node_id = any(p_node_ids) and not n.hears_notify;
+  v_deaf := core.deaf_nodes(p_node_ids);
   for v_i in 1 .. v_count loop
     v_message := p_messages[v_i];
     if p_node_ids[v_i] = any(v_deaf) then
