@@ -36,6 +36,7 @@ export {
   assertNamespace,
   assertGroup,
   assertEventType,
+  isEventType,
   assertPattern,
   groupQueueName,
   requestQueueName,

@@ -129,6 +129,7 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
   /** Sends a request and streams its reply values to `callback`; the returned function cancels it. */
   protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
     const abort = new AbortController();
+    let settled = false;
     void (async () => {
       try {
         const node = await this.connect();
@@ -140,13 +141,19 @@ export class PgClient extends ClientProxy<PgClientEvents, string> {
           delivery: this.#delivery,
         });
         for await (const value of values) callback({ response: await this.#response(value) });
+        settled = true;
         callback({ isDisposed: true });
       } catch (error) {
+        settled = true;
         // An unsubscribed caller cancelled the request: the core's CancelledError is expected and nobody listens.
         if (!abort.signal.aborted) callback({ err: errorOf(error) });
       }
     })();
-    return () => abort.abort();
+    // rxjs runs this teardown after every call, answered or not: only a request still
+    // waiting is cancelled (an abort costs a DOMException with its stack).
+    return () => {
+      if (!settled) abort.abort();
+    };
   }
 
   /** Publishes an event; resolves with its id once it is committed. */

@@ -5,22 +5,16 @@
  */
 import { createHash } from "node:crypto";
 import type { Observable } from "rxjs";
-import { assertEventType } from "../../core/index.js";
+import { isEventType } from "../../core/index.js";
 
 /** Header set when a custom serializer produced the payload: it is then the whole serialised Nest packet. */
 export const NEST_PACKET_HEADER = "nest-packet";
 
 const KEY_VALUE = /^[A-Za-z0-9_\-$]+$/;
 
-/** True when `value` is a valid core event type. */
-function isCoreType(value: string): boolean {
-  try {
-    assertEventType(value);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Routes seen and their core types: an app has few routes, and each call asks again. */
+const coreTypes = new Map<string, string>();
+const MAX_REMEMBERED_ROUTES = 10_000;
 
 /**
  * The core type of a Nest route (the string Nest's `normalizePattern` makes of a pattern).
@@ -33,9 +27,18 @@ function isCoreType(value: string): boolean {
  * - Anything else becomes `nest.h` + the first 32 hex digits of the route's SHA-256.
  */
 export function coreTypeOf(route: string): string {
-  if (isCoreType(route)) return route;
+  let type = coreTypes.get(route);
+  if (type === undefined) {
+    type = mapRoute(route);
+    if (coreTypes.size < MAX_REMEMBERED_ROUTES) coreTypes.set(route, type);
+  }
+  return type;
+}
+
+function mapRoute(route: string): string {
+  if (isEventType(route)) return route;
   const flat = flatPairs(route);
-  if (flat !== undefined && isCoreType(flat)) return flat;
+  if (flat !== undefined && isEventType(flat)) return flat;
   return `nest.h${createHash("sha256").update(route).digest("hex").slice(0, 32)}`;
 }
 

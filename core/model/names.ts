@@ -44,9 +44,14 @@ export function isValidGroup(value: unknown): value is string {
   return typeof value === "string" && SERVICE_NAME.test(value);
 }
 
+/** True when `value` is a valid event type (what {@link assertEventType} accepts), without building an error. */
+export function isEventType(value: unknown): value is string {
+  return isWellFormed(value, (segment) => TYPE_SEGMENT.test(segment));
+}
+
 /** Throws unless `value` is a valid event type such as `order.created`. */
 export function assertEventType(value: unknown, argument = "event type"): asserts value is string {
-  if (!isWellFormed(value, (segment) => TYPE_SEGMENT.test(segment))) {
+  if (!isEventType(value)) {
     throw new InvalidNameError(argument, `Invalid ${argument} ${quote(value)}: use ${TYPE_RULE}.`);
   }
 }
