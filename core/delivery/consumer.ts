@@ -6,8 +6,8 @@
  *      read_ct counts the attempt even if this process then dies;
  *   2. open a transaction and lock those messages (FOR UPDATE, by id and read count), so
  *      no other consumer runs them while this transaction lives, however long the
- *      handler takes (pgmq.read skips locked rows); with `readInTransaction`, steps 1 and
- *      2 are one read inside the transaction;
+ *      handler takes (reads skip locked rows); with `readInTransaction`, steps 1 and 2
+ *      are one take inside the transaction (locks only, nothing written);
  *   3. hand each message to the dispatcher (events, requests, direct messages), its
  *      handler behind its own savepoint and, if set, a timeout;
  *   4. in the same transaction, run the dispatcher's follow-up (a reply), delete the
@@ -44,10 +44,13 @@ export interface ConsumerSettings {
   /** Milliseconds a handler may run before it is aborted and rolled back; undefined: no limit. */
   timeoutMs: number | undefined;
   /**
-   * Read inside the batch transaction (one phase) instead of in a commit of its own. Saves
-   * a round trip and a lock step, but a process that dies mid-batch rolls the read back:
-   * the message is visible again at once and its attempt is not counted. Requests use it
-   * (their deadline bounds re-runs); events do not (a poison event must reach maxAttempts).
+   * Take messages inside the batch transaction (one phase: row locks, nothing written)
+   * instead of reading them in a commit of their own. Saves a round trip, a lock step and a
+   * row version per message, but attempts are not counted: a process that dies mid-batch
+   * rolls the take back and the message is visible again at once. Only for dispatchers
+   * that settle every message they are given (requests answer a failure with an error
+   * reply; their deadline bounds re-runs); events do not use it (a poison event must reach
+   * maxAttempts).
    */
   readInTransaction: boolean;
 }
@@ -173,7 +176,7 @@ export class QueueConsumer {
     while (this.#running) {
       const generation = this.#wakeGeneration;
       try {
-        const batch = this.settings.readInTransaction ? await this.#handleBatch((client) => this.#read(client)) : await this.#readThenHandle();
+        const batch = this.settings.readInTransaction ? await this.#handleBatch((client) => this.#take(client)) : await this.#readThenHandle();
         failures = 0;
         // A partial batch with nothing to retry emptied the queue as far as this lane can
         // see; what arrives later wakes it (NOTIFY bumps the generation, even mid-batch).
@@ -203,6 +206,14 @@ export class QueueConsumer {
   async #read(db: pg.Pool | pg.PoolClient): Promise<QueueMessage[]> {
     const table = await this.#queueTable();
     const messages = await table.read(db, this.#visibilitySeconds(), this.settings.prefetch);
+    if (messages.length === this.settings.prefetch) this.wake();
+    return messages;
+  }
+
+  /** Takes a batch for the batch transaction (readInTransaction); a full batch wakes another lane. */
+  async #take(client: pg.PoolClient): Promise<QueueMessage[]> {
+    const table = await this.#queueTable();
+    const messages = await table.take(client, this.settings.prefetch);
     if (messages.length === this.settings.prefetch) this.wake();
     return messages;
   }
@@ -269,7 +280,9 @@ export class QueueConsumer {
       const table = await this.#queueTable();
       // A commit after a failed settlement only rolls back (and reports no error): the
       // settlement's rejection is what fails the batch.
-      await Promise.all([table.settle(client, { acked: settled, released: unstarted, outbound }), client.query("commit")]);
+      // Taken messages (readInTransaction) were never hidden: the commit gives back the unstarted ones.
+      const released = this.settings.readInTransaction ? [] : unstarted;
+      await Promise.all([table.settle(client, { acked: settled, released, outbound }), client.query("commit")]);
       return { readAgain: retrying || messages.length === this.settings.prefetch };
     } catch (error) {
       if (broken === undefined && (isConnectionFailure(error) || error instanceof PoisonedConnectionError)) broken = asError(error);

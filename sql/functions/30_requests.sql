@@ -243,16 +243,31 @@ end;
 $$;
 
 -- core.send_to_nodes(messages)
---   messages: a JSON array of { node, message, viaQueue }: core.send_to_node for each, in
---   order, in one call (a responder's replies of one batch leave together, at its commit).
---   Returns the number sent.
+--   messages: a JSON array of { node, message, viaQueue }: what core.send_to_node does for
+--   each, in order, in one call (a responder's replies of one batch leave together, at its
+--   commit). The usual case, a small message for a node that hears, is NOTIFYed here
+--   with one look at the registry for the whole batch (core.deaf_nodes); the rest go
+--   through core.send_to_node. Returns the number sent.
+--   Locks: none beyond core.send_to_node's for messages that go through queues.
 create or replace function core.send_to_nodes(p_messages jsonb) returns integer
 language plpgsql as $$
 declare
-  v_item jsonb;
+  v_item record;
+  v_text text;
+  v_deaf uuid[] := core.deaf_nodes(array(select (m ->> 'node')::uuid from jsonb_array_elements(p_messages) as m));
 begin
-  for v_item in select value from jsonb_array_elements(p_messages) loop
-    perform core.send_to_node((v_item ->> 'node')::uuid, v_item -> 'message', (v_item ->> 'viaQueue')::boolean);
+  perform set_config('synchronous_commit', 'off', true);
+  for v_item in
+    select (m ->> 'node')::uuid as node, m -> 'message' as message, coalesce((m ->> 'viaQueue')::boolean, false) as via_queue
+      from jsonb_array_elements(p_messages) with ordinality as e(m, n)
+     order by e.n
+  loop
+    v_text := v_item.message::text;
+    if not v_item.via_queue and not (v_item.node = any(v_deaf)) and octet_length(v_text) <= core.notify_limit() then
+      perform pg_notify(core.node_channel(v_item.node), v_text);
+    else
+      perform core.send_to_node(v_item.node, v_item.message, true);
+    end if;
   end loop;
   return jsonb_array_length(p_messages);
 end;
