@@ -78,8 +78,10 @@ export interface ConnectOptions {
   eventLog?: EventLogOptions;
   /**
    * Name the package's statements so PostgreSQL plans each once per connection (default
-   * true). Set false behind a transaction-mode pooler that cannot route named prepared
-   * statements (PgBouncer before 1.21, or without `max_prepared_statements`).
+   * true), and pipeline the pool's connections (statements issued together leave
+   * together: a consumer's `begin` with its read, its settlement with `commit`). Set false
+   * behind a transaction-mode pooler that cannot route named prepared statements
+   * (PgBouncer before 1.21, or without `max_prepared_statements`): both are then off.
    */
   preparedStatements?: boolean;
   /** Metrics: `{ registry }` puts them on your prom-client registry (default: a registry of this system's own). */
