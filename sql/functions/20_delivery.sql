@@ -124,11 +124,14 @@ $$;
 
 -- core.emit(namespace, events, source_node, idempotency_window)
 --   events: a JSON array of { type, payload, headers?, delaySeconds?, idempotencyKey? },
---   already validated by the caller. For each event, in order: an idempotency key seen
---   within the window returns the first event's id with published = false; otherwise
---   the event is written to core.event_log (emitted_at = clock_timestamp(), so the events
---   of one transaction keep their order in the log) and one copy is sent to the queue of
---   every group with a matching event subscription. Then one NOTIFY per woken queue on channel
+--   already validated by the caller. An event whose idempotency key was seen within the
+--   window returns the first event's id with published = false. Every other event gets a
+--   time-ordered id (core.uuid_v7) and is written to core.event_log (emitted_at =
+--   clock_timestamp(), in array order, so the events of one transaction keep their order
+--   in the log), and one copy goes to the queue of every group with a matching event
+--   subscription, a batch's copies in array order. Set-based: one insert into the log,
+--   one subscription match per distinct type, one core.enqueue per (queue, delay); only
+--   idempotency keys cost a statement each. Then one NOTIFY per woken queue on channel
 --   'nexus:<namespace>' with the queue name as payload (delayed copies wake no one; the
 --   consumers' poll finds them). All of it commits or rolls back with the caller's
 --   transaction. Returns (event_id, published) per event, in order.
@@ -139,70 +142,71 @@ create or replace function core.emit(
 ) returns table (event_id uuid, published boolean)
 language plpgsql as $$
 declare
-  v_event jsonb;
-  v_id uuid;
+  v_count integer := jsonb_array_length(p_events);
+  v_ids uuid[];
+  v_published boolean[] := array_fill(true, array[jsonb_array_length(p_events)]);
+  v_n integer;
   v_key text;
   v_first uuid;
-  v_headers jsonb;
-  v_emitted_at timestamptz;
-  v_matched text[];
-  v_queues text[] := '{}';
-  v_delays integer[] := '{}';
-  v_messages jsonb[] := '{}';
-  v_batch record;
+  v_woken text[];
 begin
-  for v_event in select value from jsonb_array_elements(p_events) loop
-    v_id := gen_random_uuid();
-    v_key := v_event ->> 'idempotencyKey';
-    if v_key is not null then
-      v_first := null;
-      insert into core.idempotency_keys as k (namespace, key, event_id, expires_at)
-      values (p_namespace, v_key, v_id, now() + p_idempotency_window)
-      on conflict (namespace, key) do update
-        set event_id = excluded.event_id, expires_at = excluded.expires_at
-        where k.expires_at < now()
-      returning k.event_id into v_first;
-      if v_first is null then
-        select k.event_id into v_first from core.idempotency_keys k where k.namespace = p_namespace and k.key = v_key;
-        event_id := v_first;
-        published := false;
-        return next;
-        continue;
-      end if;
-    end if;
+  if v_count = 0 then
+    return;
+  end if;
+  select array_agg(core.uuid_v7() order by e.n) into v_ids
+    from jsonb_array_elements(p_events) with ordinality as e(ev, n);
 
-    v_headers := coalesce(v_event -> 'headers', '{}'::jsonb);
-    v_emitted_at := clock_timestamp();
-    insert into core.event_log (id, namespace, type, payload, headers, emitted_at, source_node, idempotency_key)
-    values (v_id, p_namespace, v_event ->> 'type', v_event -> 'payload', v_headers, v_emitted_at, p_source_node, v_key);
-
-    select array_agg(queue_name) into v_matched
-      from (select distinct queue_name from core.subscriptions
-             where namespace = p_namespace and kind = 'event' and (v_event ->> 'type') ~ pattern_regex) s;
-    if v_matched is not null then
-      v_queues := v_queues || v_matched;
-      v_delays := v_delays || array_fill(coalesce((v_event ->> 'delaySeconds')::integer, 0), array[cardinality(v_matched)]);
-      v_messages := v_messages || array_fill(jsonb_build_object(
-        'id', v_id, 'type', v_event ->> 'type', 'payload', v_event -> 'payload',
-        'headers', v_headers, 'emittedAt', v_emitted_at, 'sourceNode', p_source_node), array[cardinality(v_matched)]);
-    end if;
-
-    event_id := v_id;
-    published := true;
-    return next;
-  end loop;
-
-  -- One send_batch per (queue, delay) keeps the copies of a batch in emit order.
-  for v_batch in
-    select queue, delay, array_agg(message order by ord) as messages
-      from unnest(v_queues, v_delays, v_messages) with ordinality as c(queue, delay, message, ord)
-     group by queue, delay
+  -- An idempotency key claims its id, or finds the first event's (also within this batch).
+  for v_n, v_key in
+    select e.n, e.ev ->> 'idempotencyKey' from jsonb_array_elements(p_events) with ordinality as e(ev, n)
+     where e.ev ->> 'idempotencyKey' is not null order by e.n
   loop
-    perform core.enqueue(v_batch.queue, v_batch.messages, v_batch.delay);
+    v_first := null;
+    insert into core.idempotency_keys as k (namespace, key, event_id, expires_at)
+    values (p_namespace, v_key, v_ids[v_n], now() + p_idempotency_window)
+    on conflict (namespace, key) do update
+      set event_id = excluded.event_id, expires_at = excluded.expires_at
+      where k.expires_at < now()
+    returning k.event_id into v_first;
+    if v_first is null then
+      select k.event_id into v_first from core.idempotency_keys k where k.namespace = p_namespace and k.key = v_key;
+      v_ids[v_n] := v_first;
+      v_published[v_n] := false;
+    end if;
   end loop;
 
-  perform pg_notify('nexus:' || p_namespace, queue)
-     from (select distinct queue from unnest(v_queues, v_delays) as c(queue, delay) where delay = 0) woken;
+  with events as (
+    select e.n, v_ids[e.n] as id, e.ev ->> 'type' as type, e.ev -> 'payload' as payload,
+           coalesce(e.ev -> 'headers', '{}'::jsonb) as headers, e.ev ->> 'idempotencyKey' as idempotency_key,
+           coalesce((e.ev ->> 'delaySeconds')::integer, 0) as delay
+      from jsonb_array_elements(p_events) with ordinality as e(ev, n)
+     where v_published[e.n]
+  ), logged as (
+    insert into core.event_log (id, namespace, type, payload, headers, emitted_at, source_node, idempotency_key)
+    select id, p_namespace, type, payload, headers, clock_timestamp(), p_source_node, idempotency_key
+      from events
+     order by n
+    returning id, emitted_at
+  ), routes as (
+    select distinct t.type, s.queue_name
+      from (select distinct type from events) t
+      join core.subscriptions s on s.namespace = p_namespace and s.kind = 'event' and t.type ~ s.pattern_regex
+  ), batches as (
+    select r.queue_name as queue, e.delay,
+           array_agg(jsonb_build_object(
+             'id', e.id, 'type', e.type, 'payload', e.payload, 'headers', e.headers,
+             'emittedAt', l.emitted_at, 'sourceNode', p_source_node) order by e.n) as messages
+      from events e
+      join logged l on l.id = e.id
+      join routes r on r.type = e.type
+     group by r.queue_name, e.delay
+  ), sent as (
+    select b.queue, b.delay, core.enqueue(b.queue, b.messages, b.delay) as count from batches b
+  )
+  select coalesce(array_agg(distinct queue) filter (where delay = 0), '{}') into v_woken from sent;
+
+  perform pg_notify('nexus:' || p_namespace, woken) from unnest(v_woken) as woken;
+  return query select v_ids[n], v_published[n] from generate_series(1, v_count) as n order by n;
 end;
 $$;
 
