@@ -29,7 +29,6 @@ import type { Logger } from "../model/logger.js";
 import type { ConsumerObserver } from "../metrics/metrics.js";
 import { jitteredBackoff } from "../db/dedicated-connection.js";
 import { failMessage, type RecordedError } from "./queries/fail-message.js";
-import { lockMessages } from "./queries/lock-messages.js";
 import { QueueTable, type QueueMessage } from "./queries/queue-table.js";
 import type { NodeMessage } from "../requests/queries/send-to-node.js";
 
@@ -196,7 +195,7 @@ export class QueueConsumer {
     const messages = await this.#read(this.#pool);
     if (messages.length === 0) return { readAgain: false };
     const batch = await this.#handleBatch(async (client) => {
-      const locked = await lockMessages(client, this.queue, messages);
+      const locked = await (await this.#queueTable()).lock(client, messages);
       return messages.filter((message) => locked.has(message.msgId));
     });
     return { readAgain: batch.readAgain || messages.length === this.settings.prefetch };

@@ -243,6 +243,10 @@ $$;
 --   higher read_ct and is left out without waiting. Returns the ids it locked.
 --   Errors: 55P03 (lock_not_available) after 5 s, which fails the batch to be retried.
 --   Locks: FOR UPDATE on the rows returned.
+--   Not called by this release: its consumers lock through a statement prepared per
+--   queue (core/delivery/queries/queue-table.ts), which skips the dynamic SQL. Kept while
+--   processes of earlier releases may still call it (a rolling upgrade); a later release
+--   drops it in a numbered migration.
 create or replace function core.lock_messages(p_queue text, p_ids bigint[], p_read_counts integer[]) returns setof bigint
 language plpgsql as $$
 declare

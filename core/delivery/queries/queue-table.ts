@@ -53,6 +53,7 @@ export class QueueTable {
   readonly queue: string;
   readonly #read: { name: string; text: string };
   readonly #take: { name: string; text: string };
+  readonly #lock: { name: string; text: string };
   readonly #settle: { name: string; text: string };
 
   private constructor(queue: string, table: string, hasLastReadAt: boolean) {
@@ -99,6 +100,22 @@ export class QueueTable {
               order by msg_id
               limit $1
                 for update skip locked`,
+    };
+    this.#lock = {
+      name: `nexus_lock_${digest}`,
+      // Locks exactly the messages this consumer read, identified by (msg_id, read_ct), so
+      // that no other consumer reads them (reads skip locked rows) even after their
+      // visibility timeout passes. It waits rather than skips: a concurrent read whose
+      // snapshot still saw a message as visible can hold that row's lock for the rest of its
+      // short statement, and skipping would strand the message until its visibility
+      // timeout. A message another consumer has read since has a higher read_ct and is left
+      // out without waiting.
+      text: `select q.msg_id
+               from ${qualified} q
+               join unnest($1::bigint[], $2::integer[]) as mine(msg_id, read_ct)
+                 on q.msg_id = mine.msg_id and q.read_ct = mine.read_ct
+              order by q.msg_id
+                for update of q`,
     };
     this.#settle = {
       name: `nexus_settle_${digest}`,
@@ -165,6 +182,21 @@ export class QueueTable {
   async take(db: Queryable, quantity: number): Promise<QueueMessage[]> {
     const { rows } = await db.query<ReadRow>({ ...this.#take, values: [quantity] });
     return this.#messages(rows);
+  }
+
+  /**
+   * Locks, for the current transaction, the messages read earlier (by id and read count);
+   * resolves to the ids it locked. The wait is bounded by a `lock_timeout` of 5 s set for
+   * this statement alone (55P03 then fails the batch, to be retried); on a pipelining
+   * connection the three statements cost one round trip.
+   */
+  async lock(client: pg.ClientBase, messages: { msgId: string; readCount: number }[]): Promise<Set<string>> {
+    const [, { rows }] = await Promise.all([
+      client.query("set local lock_timeout = '5s'"),
+      client.query<{ msg_id: string }>({ ...this.#lock, values: [messages.map((message) => message.msgId), messages.map((message) => message.readCount)] }),
+      client.query("set local lock_timeout to default"),
+    ]);
+    return new Set(rows.map((row) => row.msg_id));
   }
 
   /** Settles a batch in one statement; a no-op without a statement when there is nothing to do. */
