@@ -175,7 +175,7 @@ export class QueueConsumer {
     while (this.#running) {
       const generation = this.#wakeGeneration;
       try {
-        const batch = this.settings.readInTransaction ? await this.#handleBatch((client) => this.#take(client)) : await this.#readThenHandle();
+        const batch = this.settings.readInTransaction ? await this.#handleBatch((client) => this.#fetch(client)) : await this.#readThenHandle();
         failures = 0;
         // A partial batch with nothing to retry emptied the queue as far as this lane can
         // see; what arrives later wakes it (NOTIFY bumps the generation, even mid-batch).
@@ -192,7 +192,7 @@ export class QueueConsumer {
 
   /** Two-phase: the read commits on its own (so the attempt counts even if this process dies), then the batch locks what it read. */
   async #readThenHandle(): Promise<BatchOutcome> {
-    const messages = await this.#read(this.#pool);
+    const messages = await this.#fetch(this.#pool);
     if (messages.length === 0) return { readAgain: false };
     const batch = await this.#handleBatch(async (client) => {
       const locked = await (await this.#queueTable()).lock(client, messages);
@@ -201,18 +201,16 @@ export class QueueConsumer {
     return { readAgain: batch.readAgain || messages.length === this.settings.prefetch };
   }
 
-  /** Reads a batch; a full batch wakes another lane, since more may be waiting. */
-  async #read(db: pg.Pool | pg.PoolClient): Promise<QueueMessage[]> {
+  /**
+   * A batch: read in a commit of its own (`db` is the pool) or, with `readInTransaction`,
+   * taken in the batch transaction (`db` is its client). A full batch wakes another lane,
+   * since more may be waiting.
+   */
+  async #fetch(db: pg.Pool | pg.PoolClient): Promise<QueueMessage[]> {
     const table = await this.#queueTable();
-    const messages = await table.read(db, this.#visibilitySeconds(), this.settings.prefetch);
-    if (messages.length === this.settings.prefetch) this.wake();
-    return messages;
-  }
-
-  /** Takes a batch for the batch transaction (readInTransaction); a full batch wakes another lane. */
-  async #take(client: pg.PoolClient): Promise<QueueMessage[]> {
-    const table = await this.#queueTable();
-    const messages = await table.take(client, this.settings.prefetch);
+    const messages = this.settings.readInTransaction
+      ? await table.take(db, this.settings.prefetch)
+      : await table.read(db, this.#visibilitySeconds(), this.settings.prefetch);
     if (messages.length === this.settings.prefetch) this.wake();
     return messages;
   }

@@ -104,7 +104,7 @@ export class NodeSubscriptions {
   readonly #logger: Logger;
   readonly #replies: ReplyOptions;
   readonly #observe: (group: string, kind: Kind) => ConsumerObserver;
-  readonly #requestPollIntervalMs: number;
+  readonly #requestPollIntervalMs: number | undefined;
   readonly #events = new Map<string, GroupEntry<EventHandler>>();
   readonly #requests = new Map<string, GroupEntry<RequestHandler>>();
   /** Direct requests being answered, with what aborts each when a stop's grace runs out. */
@@ -113,9 +113,10 @@ export class NodeSubscriptions {
 
   /**
    * `context.logger` is the node's; `observe` gives each group's consumer its metrics;
-   * `requestPollIntervalMs` is the default `pollInterval` of request groups.
+   * `requestPollIntervalMs`, when given, replaces the default `pollInterval` of request
+   * groups (see {@link requestSettings}).
    */
-  constructor(context: NamespaceContext, replies: ReplyOptions, observe: (group: string, kind: Kind) => ConsumerObserver, requestPollIntervalMs = 2_000) {
+  constructor(context: NamespaceContext, replies: ReplyOptions, observe: (group: string, kind: Kind) => ConsumerObserver, requestPollIntervalMs?: number) {
     this.#pool = context.pool;
     this.#namespace = context.namespace;
     this.#logger = context.logger;
